@@ -1,0 +1,45 @@
+# amqproto: build, test and demo helpers.
+#
+# `make test` starts a private RabbitMQ node (scripts/rabbitmq.sh; Debian's
+# rabbitmq-server, installed with apt-get when missing) and runs the whole
+# test suite against it. The node stays up afterwards; `make broker-down`
+# stops it.
+
+GO ?= go
+SHELL := /bin/bash
+RABBITMQ := scripts/rabbitmq.sh
+
+# CI is passed through to the tests when it is set (environment or command line).
+ifdef CI
+export CI
+endif
+
+.PHONY: all broker broker-down broker-status test demo fmt vet
+
+all: vet test
+
+broker:
+	$(RABBITMQ) up
+
+broker-down:
+	$(RABBITMQ) down
+
+broker-status:
+	$(RABBITMQ) status
+
+test: broker
+	@set -e; eval "$$($(RABBITMQ) env)"; \
+	echo "$(GO) test -race -count=1 -timeout 15m ./... (AMQP_URL=$$AMQP_URL CI=$${CI:-})"; \
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+demo: broker
+	@set -e; eval "$$($(RABBITMQ) env)"; \
+	set -x; \
+	$(GO) run ./cmd/amqpsend --queue hello --declare "Hello from amqproto"; \
+	amqp-get -u 'amqp://guest:guest@127.0.0.1:5672/%2f' -q hello
+
+fmt:
+	$(GO) fmt ./...
+
+vet:
+	$(GO) vet ./...
