@@ -17,6 +17,8 @@ type writer struct {
 	// run, as the specification requires.
 	bitIndex int
 	bitCount uint8
+
+	depth int // nesting of tables and arrays, bounded by maxDepth as in reader
 }
 
 func (w *writer) fail(err error) {
@@ -93,6 +95,9 @@ func (w *writer) timestamp(t time.Time) {
 
 func (w *writer) table(t Table) {
 	w.bitCount = 0
+	if !w.nest() {
+		return
+	}
 	start := len(w.buf)
 	w.buf = append(w.buf, 0, 0, 0, 0)
 	for k, v := range t {
@@ -100,6 +105,18 @@ func (w *writer) table(t Table) {
 		w.field(v)
 	}
 	w.patchLength(start)
+	w.depth--
+}
+
+// nest enters a table or array. It fails, rather than overflow the stack on
+// a table that contains itself, at the depth the reader would reject.
+func (w *writer) nest() bool {
+	if w.depth >= maxDepth {
+		w.fail(errorf(SyntaxError, "field tables or arrays nested deeper than %d", maxDepth))
+		return false
+	}
+	w.depth++
+	return true
 }
 
 // patchLength writes the length of what follows the 4-byte length field at

@@ -1,6 +1,9 @@
 package sansio
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // Error is a violation of the protocol found in received or outgoing data. It
 // carries the reply code that the specification assigns to the violation,
@@ -17,3 +20,111 @@ func (e *Error) Error() string {
 func errorf(code ReplyCode, format string, args ...any) *Error {
 	return &Error{Code: code, Text: fmt.Sprintf(format, args...)}
 }
+
+// CloseError is why a channel or connection ended: the reply code, text, and
+// the class and method that caused it, as carried by channel.close or
+// connection.close, whichever side sent it.
+//
+// errors.Is matches it against a *CloseError with the same Code (so against
+// the exported sentinels such as ErrNotFound), against ErrChannelClosed when
+// it ended a channel, and against ErrConnectionClosed when it ended the
+// connection.
+type CloseError struct {
+	Code     ReplyCode
+	Reason   string
+	ClassID  uint16
+	MethodID uint16
+	// Server is true when the broker closed, false when this client did
+	// (for example after a protocol violation by the broker).
+	Server bool
+	// Connection is true when the error ended the whole connection, false
+	// when it ended one channel.
+	Connection bool
+}
+
+func (e *CloseError) Error() string {
+	scope := "channel"
+	if e.Connection {
+		scope = "connection"
+	}
+	by := "client"
+	if e.Server {
+		by = "server"
+	}
+	s := fmt.Sprintf("amqp: %s closed by %s: %d %s", scope, by, uint16(e.Code), e.Code)
+	if e.Reason != "" {
+		s += ": " + e.Reason
+	}
+	if e.ClassID != 0 || e.MethodID != 0 {
+		s += " (in " + MethodID(uint32(e.ClassID)<<16|uint32(e.MethodID)).String() + ")"
+	}
+	return s
+}
+
+// Is reports whether target is a *CloseError with the same code, or the
+// sentinel for the scope this error ended.
+func (e *CloseError) Is(target error) bool {
+	switch target {
+	case ErrChannelClosed:
+		return !e.Connection
+	case ErrConnectionClosed:
+		return e.Connection
+	}
+	t, ok := target.(*CloseError)
+	return ok && t.Code == e.Code && t.Reason == "" && t.ClassID == 0 && t.MethodID == 0
+}
+
+// Sentinels for errors.Is. The code sentinels match any *CloseError with
+// that code.
+var (
+	ErrContentTooLarge    = &CloseError{Code: ContentTooLarge}
+	ErrNoConsumers        = &CloseError{Code: NoConsumers}
+	ErrConnectionForced   = &CloseError{Code: ConnectionForced}
+	ErrInvalidPath        = &CloseError{Code: InvalidPath}
+	ErrAccessRefused      = &CloseError{Code: AccessRefused}
+	ErrNotFound           = &CloseError{Code: NotFound}
+	ErrResourceLocked     = &CloseError{Code: ResourceLocked}
+	ErrPreconditionFailed = &CloseError{Code: PreconditionFailed}
+	ErrNotAllowed         = &CloseError{Code: NotAllowed}
+	ErrFrameError         = &CloseError{Code: FrameError}
+	ErrNotImplemented     = &CloseError{Code: NotImplemented}
+	ErrInternalError      = &CloseError{Code: InternalError}
+
+	// ErrChannelClosed matches every error that ended a channel, and is
+	// returned by operations on a channel that is already closed.
+	ErrChannelClosed = errors.New("amqp: channel closed")
+	// ErrConnectionClosed matches every error that ended a connection, and
+	// is returned by operations on a connection that is already closed.
+	ErrConnectionClosed = errors.New("amqp: connection closed")
+	// ErrHeartbeatTimeout: nothing arrived from the broker for two heartbeat
+	// intervals.
+	ErrHeartbeatTimeout = fmt.Errorf("amqp: no heartbeat from the broker for two intervals: %w", ErrConnectionClosed)
+)
+
+// VersionError is returned when the server answers the protocol header with
+// its own, because it does not speak AMQP 0-9-1.
+type VersionError struct {
+	Server [4]byte // the last 4 bytes of the server's protocol header
+}
+
+func (e *VersionError) Error() string {
+	return fmt.Sprintf("amqp: server does not support AMQP 0-9-1; it offers protocol %d, version %d-%d-%d",
+		e.Server[0], e.Server[1], e.Server[2], e.Server[3])
+}
+
+// Unwrap lets errors.Is(err, ErrConnectionClosed) match.
+func (e *VersionError) Unwrap() error { return ErrConnectionClosed }
+
+// HandshakeError is a failure of the connection handshake that the server
+// did not explain with connection.close: no common SASL mechanism, an
+// unsupported version in connection.start, or the socket closed during
+// authentication (servers without the authentication_failure_close
+// capability close the socket on wrong credentials).
+type HandshakeError struct {
+	Text string
+}
+
+func (e *HandshakeError) Error() string { return "amqp: handshake failed: " + e.Text }
+
+// Unwrap lets errors.Is(err, ErrConnectionClosed) match.
+func (e *HandshakeError) Unwrap() error { return ErrConnectionClosed }

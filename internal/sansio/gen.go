@@ -192,6 +192,7 @@ func generate(s *spec) []byte {
 	}
 	g.decodeSwitch(methods)
 	g.encodeSwitch(methods)
+	g.cloneSwitch(methods)
 	return g.Bytes()
 }
 
@@ -378,6 +379,49 @@ func (g *generator) encodeSwitch(ms []*method) {
 	g.p("w.fail(errUnknownMethodType)")
 	g.p("}")
 	g.p("}")
+}
+
+func (g *generator) cloneSwitch(ms []*method) {
+	g.p("")
+	g.p("// cloneMethod returns a copy of m that later decoding does not overwrite.")
+	g.p("func cloneMethod(m Method) Method {")
+	g.p("switch m := m.(type) {")
+	for _, m := range ms {
+		g.p("case *%s:", typeName(m))
+		g.p("c := *m")
+		g.p("return &c")
+	}
+	g.p("}")
+	g.p("return m")
+	g.p("}")
+	g.p("")
+	g.p("// expectsReply reports whether the server answers m: it has responses and")
+	g.p("// its no-wait flag, if it has one, is not set.")
+	g.p("func expectsReply(m Method) bool {")
+	g.p("switch m := m.(type) {")
+	for _, m := range ms {
+		if len(m.Responses) == 0 {
+			continue
+		}
+		g.p("case *%s:", typeName(m))
+		if hasField(m, "no-wait") {
+			g.p("return !m.NoWait")
+		} else {
+			g.p("return true")
+		}
+	}
+	g.p("}")
+	g.p("return false")
+	g.p("}")
+}
+
+func hasField(m *method, name string) bool {
+	for _, f := range m.Fields {
+		if f.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 func (g *generator) fieldType(f field) string {

@@ -2941,3 +2941,264 @@ func writeMethodArgs(w *writer, m Method) {
 		w.fail(errUnknownMethodType)
 	}
 }
+
+// cloneMethod returns a copy of m that later decoding does not overwrite.
+func cloneMethod(m Method) Method {
+	switch m := m.(type) {
+	case *ConnectionStart:
+		c := *m
+		return &c
+	case *ConnectionStartOk:
+		c := *m
+		return &c
+	case *ConnectionSecure:
+		c := *m
+		return &c
+	case *ConnectionSecureOk:
+		c := *m
+		return &c
+	case *ConnectionTune:
+		c := *m
+		return &c
+	case *ConnectionTuneOk:
+		c := *m
+		return &c
+	case *ConnectionOpen:
+		c := *m
+		return &c
+	case *ConnectionOpenOk:
+		c := *m
+		return &c
+	case *ConnectionClose:
+		c := *m
+		return &c
+	case *ConnectionCloseOk:
+		c := *m
+		return &c
+	case *ConnectionBlocked:
+		c := *m
+		return &c
+	case *ConnectionUnblocked:
+		c := *m
+		return &c
+	case *ConnectionUpdateSecret:
+		c := *m
+		return &c
+	case *ConnectionUpdateSecretOk:
+		c := *m
+		return &c
+	case *ChannelOpen:
+		c := *m
+		return &c
+	case *ChannelOpenOk:
+		c := *m
+		return &c
+	case *ChannelFlow:
+		c := *m
+		return &c
+	case *ChannelFlowOk:
+		c := *m
+		return &c
+	case *ChannelClose:
+		c := *m
+		return &c
+	case *ChannelCloseOk:
+		c := *m
+		return &c
+	case *ExchangeDeclare:
+		c := *m
+		return &c
+	case *ExchangeDeclareOk:
+		c := *m
+		return &c
+	case *ExchangeDelete:
+		c := *m
+		return &c
+	case *ExchangeDeleteOk:
+		c := *m
+		return &c
+	case *ExchangeBind:
+		c := *m
+		return &c
+	case *ExchangeBindOk:
+		c := *m
+		return &c
+	case *ExchangeUnbind:
+		c := *m
+		return &c
+	case *ExchangeUnbindOk:
+		c := *m
+		return &c
+	case *QueueDeclare:
+		c := *m
+		return &c
+	case *QueueDeclareOk:
+		c := *m
+		return &c
+	case *QueueBind:
+		c := *m
+		return &c
+	case *QueueBindOk:
+		c := *m
+		return &c
+	case *QueuePurge:
+		c := *m
+		return &c
+	case *QueuePurgeOk:
+		c := *m
+		return &c
+	case *QueueDelete:
+		c := *m
+		return &c
+	case *QueueDeleteOk:
+		c := *m
+		return &c
+	case *QueueUnbind:
+		c := *m
+		return &c
+	case *QueueUnbindOk:
+		c := *m
+		return &c
+	case *BasicQos:
+		c := *m
+		return &c
+	case *BasicQosOk:
+		c := *m
+		return &c
+	case *BasicConsume:
+		c := *m
+		return &c
+	case *BasicConsumeOk:
+		c := *m
+		return &c
+	case *BasicCancel:
+		c := *m
+		return &c
+	case *BasicCancelOk:
+		c := *m
+		return &c
+	case *BasicPublish:
+		c := *m
+		return &c
+	case *BasicReturn:
+		c := *m
+		return &c
+	case *BasicDeliver:
+		c := *m
+		return &c
+	case *BasicGet:
+		c := *m
+		return &c
+	case *BasicGetOk:
+		c := *m
+		return &c
+	case *BasicGetEmpty:
+		c := *m
+		return &c
+	case *BasicAck:
+		c := *m
+		return &c
+	case *BasicReject:
+		c := *m
+		return &c
+	case *BasicRecoverAsync:
+		c := *m
+		return &c
+	case *BasicRecover:
+		c := *m
+		return &c
+	case *BasicRecoverOk:
+		c := *m
+		return &c
+	case *BasicNack:
+		c := *m
+		return &c
+	case *TxSelect:
+		c := *m
+		return &c
+	case *TxSelectOk:
+		c := *m
+		return &c
+	case *TxCommit:
+		c := *m
+		return &c
+	case *TxCommitOk:
+		c := *m
+		return &c
+	case *TxRollback:
+		c := *m
+		return &c
+	case *TxRollbackOk:
+		c := *m
+		return &c
+	case *ConfirmSelect:
+		c := *m
+		return &c
+	case *ConfirmSelectOk:
+		c := *m
+		return &c
+	}
+	return m
+}
+
+// expectsReply reports whether the server answers m: it has responses and
+// its no-wait flag, if it has one, is not set.
+func expectsReply(m Method) bool {
+	switch m := m.(type) {
+	case *ConnectionStart:
+		return true
+	case *ConnectionSecure:
+		return true
+	case *ConnectionTune:
+		return true
+	case *ConnectionOpen:
+		return true
+	case *ConnectionClose:
+		return true
+	case *ConnectionUpdateSecret:
+		return true
+	case *ChannelOpen:
+		return true
+	case *ChannelFlow:
+		return true
+	case *ChannelClose:
+		return true
+	case *ExchangeDeclare:
+		return !m.NoWait
+	case *ExchangeDelete:
+		return !m.NoWait
+	case *ExchangeBind:
+		return !m.NoWait
+	case *ExchangeUnbind:
+		return !m.NoWait
+	case *QueueDeclare:
+		return !m.NoWait
+	case *QueueBind:
+		return !m.NoWait
+	case *QueuePurge:
+		return !m.NoWait
+	case *QueueDelete:
+		return !m.NoWait
+	case *QueueUnbind:
+		return true
+	case *BasicQos:
+		return true
+	case *BasicConsume:
+		return !m.NoWait
+	case *BasicCancel:
+		return !m.NoWait
+	case *BasicGet:
+		return true
+	case *BasicRecover:
+		return true
+	case *TxSelect:
+		return true
+	case *TxCommit:
+		return true
+	case *TxRollback:
+		return true
+	case *ConfirmSelect:
+		return true
+	}
+	return false
+}

@@ -41,12 +41,16 @@ type Decimal struct {
 const maxDepth = 64
 
 func (w *writer) array(a []any) {
+	if !w.nest() {
+		return
+	}
 	start := len(w.buf)
 	w.buf = append(w.buf, 0, 0, 0, 0)
 	for _, v := range a {
 		w.field(v)
 	}
 	w.patchLength(start)
+	w.depth--
 }
 
 // field appends a tag and value.

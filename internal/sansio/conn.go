@@ -1,0 +1,570 @@
+package sansio
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Version is this client's version, announced in the client properties.
+const Version = "0.1.0"
+
+// Defaults applied when a Config field is zero.
+const (
+	DefaultFrameMax    = 131072    // RabbitMQ's default, used when neither side limits
+	DefaultChannelMax  = 2047      // RabbitMQ's default, used when neither side limits
+	DefaultMaxBodySize = 512 << 20 // RabbitMQ's ceiling for max_message_size
+	defaultLocale      = "en_US"
+
+	// preTuneFrameMax bounds frames before connection.tune. The spec asks
+	// for FrameMinSize, but connection.start carries the server's properties,
+	// whose size the server chooses; RabbitMQ's default frame_max is a safe
+	// bound that still stops a peer from making us buffer without limit.
+	preTuneFrameMax = DefaultFrameMax
+)
+
+// Config is what a Conn needs to open a connection. Zero values mean the
+// defaults documented on each field.
+type Config struct {
+	// Auth lists the SASL mechanisms to try, in order of preference; the
+	// first one the server offers is used. Required.
+	Auth []Auth
+	// Vhost is the virtual host; "" means "/".
+	Vhost string
+	// Properties are merged over the default client properties (product,
+	// version, platform, information, capabilities).
+	Properties Table
+	// ConnectionName is announced as connection_name and shown by the
+	// broker's management tools.
+	ConnectionName string
+	// Locale: "" means en_US.
+	Locale string
+	// ChannelMax is the highest channel number this client wants; 0 accepts
+	// the server's limit.
+	ChannelMax uint16
+	// FrameMax is the largest frame this client wants, at least
+	// FrameMinSize; 0 accepts the server's limit.
+	FrameMax uint32
+	// Heartbeat is the interval this client wants: 0 accepts the server's
+	// proposal, a negative value disables heartbeats, a positive value is
+	// used (rounded up to whole seconds) unless the server proposes less.
+	Heartbeat time.Duration
+	// MaxBodySize bounds the body of a message this client accepts; 0 means
+	// DefaultMaxBodySize. A larger message closes its channel with 311
+	// CONTENT_TOO_LARGE.
+	MaxBodySize uint64
+}
+
+// Tuning is what the handshake negotiated.
+type Tuning struct {
+	ChannelMax uint16
+	FrameMax   uint32
+	Heartbeat  time.Duration // 0: disabled
+}
+
+type connState uint8
+
+const (
+	stateNew connState = iota
+	stateAwaitStart
+	stateAwaitTune // after start-ok: secure or tune
+	stateAwaitOpenOk
+	stateOpen
+	stateClosing // we sent connection.close
+	stateClosed
+)
+
+// Conn is the client side of one AMQP 0-9-1 connection as a state machine.
+// See the package documentation for how to drive it. It is not safe for
+// concurrent use.
+type Conn struct {
+	cfg         Config
+	state       connState
+	dec         Decoder
+	out         []byte
+	events      []Event
+	eventHead   int
+	auth        Auth
+	tuning      Tuning
+	serverProps Table
+	frameLimit  uint32
+	lastRecv    time.Time
+	lastSend    time.Time
+
+	// channels is indexed by channel number; channels[0] is the connection's
+	// own queue of requests (update-secret).
+	channels []*channel
+	header   ContentHeader
+}
+
+// NewConn returns a Conn for cfg. Call Start to begin the handshake.
+func NewConn(cfg Config) *Conn {
+	if cfg.Vhost == "" {
+		cfg.Vhost = "/"
+	}
+	if cfg.Locale == "" {
+		cfg.Locale = defaultLocale
+	}
+	if cfg.MaxBodySize == 0 {
+		cfg.MaxBodySize = DefaultMaxBodySize
+	}
+	c := &Conn{cfg: cfg, frameLimit: preTuneFrameMax}
+	c.channels = []*channel{newChannel(0)}
+	c.channels[0].state = chanOpen
+	return c
+}
+
+// Start queues the protocol header and begins the handshake.
+func (c *Conn) Start(now time.Time) {
+	if c.state != stateNew {
+		return
+	}
+	c.out = AppendProtocolHeader(c.out)
+	c.state = stateAwaitStart
+	c.lastRecv, c.lastSend = now, now
+}
+
+// Tuning returns the negotiated limits; valid after EventConnected.
+func (c *Conn) Tuning() Tuning { return c.tuning }
+
+// ServerProperties returns the server's properties from connection.start.
+func (c *Conn) ServerProperties() Table { return c.serverProps }
+
+// IsOpen reports whether the handshake finished and the connection has not
+// started closing.
+func (c *Conn) IsOpen() bool { return c.state == stateOpen }
+
+// Closed reports whether EventConnectionClosed has been emitted.
+func (c *Conn) Closed() bool { return c.state == stateClosed }
+
+// NextEvent returns the oldest event not yet returned, or false when there is
+// none.
+func (c *Conn) NextEvent() (Event, bool) {
+	if c.eventHead == len(c.events) {
+		return Event{}, false
+	}
+	ev := c.events[c.eventHead]
+	c.events[c.eventHead] = Event{} // drop references for the collector
+	c.eventHead++
+	if c.eventHead == len(c.events) {
+		c.events = c.events[:0]
+		c.eventHead = 0
+	}
+	return ev, true
+}
+
+func (c *Conn) emit(ev Event) { c.events = append(c.events, ev) }
+
+// HasOutgoing reports whether bytes are waiting to be sent.
+func (c *Conn) HasOutgoing() bool { return len(c.out) > 0 }
+
+// OutgoingLen returns the number of bytes waiting to be sent.
+func (c *Conn) OutgoingLen() int { return len(c.out) }
+
+// TakeOutgoing returns the bytes waiting to be sent and gives the Conn spare
+// (truncated to length 0) to append later frames to, so that a driver can
+// alternate two buffers without copying. The caller owns the returned slice.
+func (c *Conn) TakeOutgoing(now time.Time, spare []byte) []byte {
+	p := c.out
+	c.out = spare[:0]
+	if len(p) > 0 {
+		c.lastSend = now
+	}
+	return p
+}
+
+// Receive processes the bytes in p and returns how many it used: every
+// complete frame. The caller keeps the rest and passes it again, with more
+// bytes appended, on the next call. Nothing in the resulting events refers to
+// p. After EventConnectionClosed, Receive discards its input.
+func (c *Conn) Receive(now time.Time, p []byte) int {
+	n := 0
+	if c.state == stateAwaitStart && len(p) > 0 && p[0] == 'A' {
+		version, ok, need := ParseProtocolHeader(p)
+		if need {
+			return 0
+		}
+		if ok {
+			c.end(&VersionError{Server: version})
+			return len(p)
+		}
+	}
+	for c.state != stateClosed && c.state != stateNew {
+		f, used, err := ParseFrame(p[n:], c.frameLimit)
+		if err != nil {
+			c.protocolError(err, 0)
+			break
+		}
+		if used == 0 {
+			return n
+		}
+		n += used
+		c.lastRecv = now
+		c.handleFrame(f)
+	}
+	return len(p)
+}
+
+// ConnectionLost tells the Conn that the transport failed or reached EOF
+// with err. It ends the connection unless it has ended already.
+func (c *Conn) ConnectionLost(err error) {
+	switch c.state {
+	case stateClosed:
+		return
+	case stateAwaitTune:
+		c.end(&HandshakeError{Text: "the broker closed the connection during authentication; check the credentials and the mechanism (" + err.Error() + ")"})
+	case stateClosing:
+		c.end(nil) // we asked to close; the broker may drop the socket instead of close-ok
+	default:
+		c.end(fmt.Errorf("amqp: connection lost: %w (%w)", err, ErrConnectionClosed))
+	}
+}
+
+// Deadline returns when HandleTimeout must next be called, or the zero time
+// when no timer is needed.
+func (c *Conn) Deadline() time.Time {
+	hb := c.tuning.Heartbeat
+	if hb == 0 || (c.state != stateOpen && c.state != stateClosing) {
+		return time.Time{}
+	}
+	send := c.lastSend.Add(hb / 2)
+	dead := c.lastRecv.Add(2 * hb)
+	if send.Before(dead) {
+		return send
+	}
+	return dead
+}
+
+// HandleTimeout sends a heartbeat when nothing was sent for half an interval
+// and ends the connection when nothing arrived for two.
+func (c *Conn) HandleTimeout(now time.Time) {
+	hb := c.tuning.Heartbeat
+	if hb == 0 || (c.state != stateOpen && c.state != stateClosing) {
+		return
+	}
+	if !now.Before(c.lastRecv.Add(2 * hb)) {
+		c.end(ErrHeartbeatTimeout)
+		return
+	}
+	if !now.Before(c.lastSend.Add(hb / 2)) {
+		c.out = AppendHeartbeat(c.out)
+		c.lastSend = now
+	}
+}
+
+// Close starts closing the connection with a reply code (normally
+// ReplySuccess) and text. EventConnectionClosed follows when the broker
+// confirms, or when the driver reports the transport's end with
+// ConnectionLost.
+func (c *Conn) Close(code ReplyCode, text string) {
+	switch c.state {
+	case stateClosed, stateClosing:
+		return
+	case stateNew, stateAwaitStart:
+		c.end(nil)
+		return
+	}
+	c.send(0, &ConnectionClose{ReplyCode: uint16(code), ReplyText: text})
+	c.state = stateClosing
+	c.endChannels(ErrConnectionClosed)
+}
+
+// protocolError handles a violation by the peer: close the connection with
+// the violation's code and end it at once. The close frame is queued for the
+// driver to flush; the broker's close-ok is not awaited.
+func (c *Conn) protocolError(err error, id MethodID) {
+	var pe *Error
+	if !errors.As(err, &pe) {
+		pe = &Error{Code: InternalError, Text: err.Error()}
+	}
+	if c.state == stateOpen || c.state == stateAwaitOpenOk || c.state == stateAwaitTune {
+		c.send(0, &ConnectionClose{ReplyCode: uint16(pe.Code), ReplyText: truncate(pe.Text, 255),
+			ClassID: id.Class(), MethodID: id.Method()})
+	}
+	c.end(&CloseError{Code: pe.Code, Reason: pe.Text, ClassID: id.Class(), MethodID: id.Method(), Connection: true})
+}
+
+// end moves to stateClosed: every channel ends with err, then
+// EventConnectionClosed is emitted.
+func (c *Conn) end(err error) {
+	if c.state == stateClosed {
+		return
+	}
+	c.state = stateClosed
+	chErr := err
+	if chErr == nil {
+		chErr = ErrConnectionClosed
+	}
+	c.endChannels(chErr)
+	c.channels[0].failRequests(c, chErr)
+	c.emit(Event{Kind: EventConnectionClosed, Err: err})
+}
+
+// endChannels ends every open channel with err.
+func (c *Conn) endChannels(err error) {
+	for id := 1; id < len(c.channels); id++ {
+		if ch := c.channels[id]; ch != nil && !ch.ended {
+			ch.finish(c, err)
+		}
+		c.channels[id] = nil
+	}
+}
+
+// send queues a method frame that the codec must be able to encode: the
+// core builds these methods itself, so a failure is a bug.
+func (c *Conn) send(channel uint16, m Method) {
+	out, err := AppendMethodFrame(c.out, channel, m)
+	if err != nil {
+		panic("sansio: cannot encode " + m.ID().String() + ": " + err.Error())
+	}
+	c.out = out
+}
+
+func (c *Conn) handleFrame(f Frame) {
+	if c.state < stateOpen && f.Type != FrameMethod && f.Type != FrameHeartbeat {
+		c.protocolError(errorf(UnexpectedFrame, "frame type %d during the handshake", f.Type), 0)
+		return
+	}
+	switch f.Type {
+	case FrameHeartbeat:
+		return
+	case FrameMethod:
+		m, err := c.dec.DecodeMethod(f.Payload)
+		if err != nil {
+			c.protocolError(err, 0)
+			return
+		}
+		if !m.ClientReceives() {
+			c.protocolError(errorf(CommandInvalid, "a server may not send %s", m.ID()), m.ID())
+			return
+		}
+		if f.Channel == 0 {
+			c.handleConnectionMethod(m)
+			return
+		}
+		c.channelFrame(f, m)
+	default:
+		c.channelFrame(f, nil)
+	}
+}
+
+func (c *Conn) channelFrame(f Frame, m Method) {
+	if f.Channel == 0 {
+		c.protocolError(errorf(CommandInvalid, "content frame on channel 0"), 0)
+		return
+	}
+	ch := c.channel(f.Channel)
+	if ch == nil {
+		if c.state == stateClosing {
+			return // channels were ended when we began to close
+		}
+		c.protocolError(errorf(ChannelError, "frame for channel %d, which is not open", f.Channel), idOf(m))
+		return
+	}
+	if err := ch.handleFrame(c, f, m); err != nil {
+		c.protocolError(err, idOf(m))
+	}
+}
+
+func idOf(m Method) MethodID {
+	if m == nil {
+		return 0
+	}
+	return m.ID()
+}
+
+func (c *Conn) channel(id uint16) *channel {
+	if int(id) < len(c.channels) {
+		return c.channels[id]
+	}
+	return nil
+}
+
+func (c *Conn) handleConnectionMethod(m Method) {
+	if c.state == stateClosing {
+		switch m := m.(type) {
+		case *ConnectionCloseOk:
+			c.end(nil)
+		case *ConnectionClose:
+			c.send(0, &ConnectionCloseOk{})
+			c.end(nil)
+		default:
+			_ = m // discarded while closing, as the spec requires
+		}
+		return
+	}
+	switch m := m.(type) {
+	case *ConnectionStart:
+		c.handleStart(m)
+	case *ConnectionSecure:
+		c.handleSecure(m)
+	case *ConnectionTune:
+		c.handleTune(m)
+	case *ConnectionOpenOk:
+		if c.state != stateAwaitOpenOk {
+			c.unexpected(m)
+			return
+		}
+		c.state = stateOpen
+		c.emit(Event{Kind: EventConnected})
+	case *ConnectionClose:
+		c.send(0, &ConnectionCloseOk{})
+		c.end(&CloseError{Code: ReplyCode(m.ReplyCode), Reason: m.ReplyText, ClassID: m.ClassID,
+			MethodID: m.MethodID, Server: true, Connection: true})
+	case *ConnectionBlocked:
+		c.emit(Event{Kind: EventBlocked, Reason: m.Reason})
+	case *ConnectionUnblocked:
+		c.emit(Event{Kind: EventUnblocked})
+	default:
+		if c.state != stateOpen || !c.channels[0].handleReply(c, m) {
+			c.unexpected(m)
+		}
+	}
+}
+
+func (c *Conn) unexpected(m Method) {
+	c.protocolError(errorf(CommandInvalid, "unexpected %s", m.ID()), m.ID())
+}
+
+func (c *Conn) handleStart(m *ConnectionStart) {
+	if c.state != stateAwaitStart {
+		c.unexpected(m)
+		return
+	}
+	if m.VersionMajor != 0 || m.VersionMinor != 9 {
+		c.end(&HandshakeError{Text: fmt.Sprintf("server offers AMQP %d-%d, not 0-9", m.VersionMajor, m.VersionMinor)})
+		return
+	}
+	c.serverProps = m.ServerProperties
+	c.auth = chooseAuth(c.cfg.Auth, string(m.Mechanisms))
+	if c.auth == nil {
+		var names []string
+		for _, a := range c.cfg.Auth {
+			names = append(names, a.Mechanism())
+		}
+		c.end(&HandshakeError{Text: fmt.Sprintf("no common SASL mechanism: client has %v, server offers %q", names, m.Mechanisms)})
+		return
+	}
+	resp, err := c.auth.Response(nil)
+	if err != nil {
+		c.end(&HandshakeError{Text: "SASL " + c.auth.Mechanism() + ": " + err.Error()})
+		return
+	}
+	c.send(0, &ConnectionStartOk{
+		ClientProperties: c.clientProperties(),
+		Mechanism:        c.auth.Mechanism(),
+		Response:         resp,
+		Locale:           chooseLocale(c.cfg.Locale, string(m.Locales)),
+	})
+	c.state = stateAwaitTune
+}
+
+func chooseLocale(want, offered string) string {
+	locales := strings.Fields(offered)
+	if len(locales) == 0 || slices.Contains(locales, want) {
+		return want
+	}
+	return locales[0]
+}
+
+func (c *Conn) handleSecure(m *ConnectionSecure) {
+	if c.state != stateAwaitTune {
+		c.unexpected(m)
+		return
+	}
+	resp, err := c.auth.Response(m.Challenge)
+	if err != nil {
+		c.end(&HandshakeError{Text: "SASL " + c.auth.Mechanism() + " challenge: " + err.Error()})
+		return
+	}
+	c.send(0, &ConnectionSecureOk{Response: resp})
+}
+
+func (c *Conn) handleTune(m *ConnectionTune) {
+	if c.state != stateAwaitTune {
+		c.unexpected(m)
+		return
+	}
+	t := Tuning{
+		ChannelMax: uint16(negotiate(uint32(c.cfg.ChannelMax), uint32(m.ChannelMax), DefaultChannelMax)),
+		FrameMax:   negotiate(c.cfg.FrameMax, m.FrameMax, DefaultFrameMax),
+	}
+	if t.FrameMax < FrameMinSize {
+		t.FrameMax = FrameMinSize
+	}
+	var hb uint16
+	switch {
+	case c.cfg.Heartbeat < 0:
+		hb = 0 // the user's explicit choice
+	case c.cfg.Heartbeat == 0:
+		hb = m.Heartbeat
+	default:
+		want := uint16(min((c.cfg.Heartbeat+time.Second-1)/time.Second, 65535))
+		hb = want
+		if m.Heartbeat != 0 && m.Heartbeat < want {
+			hb = m.Heartbeat
+		}
+	}
+	t.Heartbeat = time.Duration(hb) * time.Second
+	c.tuning = t
+	c.frameLimit = t.FrameMax
+	c.send(0, &ConnectionTuneOk{ChannelMax: t.ChannelMax, FrameMax: t.FrameMax, Heartbeat: hb})
+	c.send(0, &ConnectionOpen{VirtualHost: c.cfg.Vhost})
+	c.state = stateAwaitOpenOk
+}
+
+// negotiate picks the lower of two limits where 0 means "no limit"; when
+// neither side limits, it uses fallback so that memory stays bounded.
+func negotiate(client, server, fallback uint32) uint32 {
+	switch {
+	case client == 0 && server == 0:
+		return fallback
+	case client == 0:
+		return server
+	case server == 0:
+		return client
+	}
+	return min(client, server)
+}
+
+func (c *Conn) clientProperties() Table {
+	props := Table{
+		"product":     "amqproto",
+		"version":     Version,
+		"platform":    "Go " + runtime.Version(),
+		"information": "https://github.com/amqproto/amqproto",
+		"capabilities": Table{
+			"publisher_confirms":           true,
+			"exchange_exchange_bindings":   true,
+			"basic.nack":                   true,
+			"consumer_cancel_notify":       true,
+			"connection.blocked":           true,
+			"authentication_failure_close": true,
+			"per_consumer_qos":             true,
+			"direct_reply_to":              true,
+		},
+	}
+	if c.cfg.ConnectionName != "" {
+		props["connection_name"] = c.cfg.ConnectionName
+	}
+	for k, v := range c.cfg.Properties {
+		props[k] = v
+	}
+	return props
+}
+
+// UpdateSecret sends connection.update-secret with a new credential (for
+// example a refreshed OAuth 2 token). EventReply with token follows.
+func (c *Conn) UpdateSecret(token uint64, secret []byte, reason string) error {
+	return c.Call(0, token, &ConnectionUpdateSecret{NewSecret: secret, Reason: reason})
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
