@@ -1,6 +1,7 @@
 package sansio
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sort"
 )
@@ -47,8 +48,10 @@ type channel struct {
 	state    chanState
 	ended    bool // EventChannelClosed was emitted; waiting only for close-ok
 	requests []request
-	// closeToken is the token of the client's close request.
+	// closeToken is the token of the client's close request, which waits
+	// for close-ok while closeWait is set.
 	closeToken uint64
+	closeWait  bool
 
 	// Content being assembled: after a deliver, return or get-ok, a header
 	// and then body frames until bodySize bytes arrived.
@@ -160,9 +163,15 @@ func (c *Conn) sendHead(ch *channel) error {
 
 // sendRequest encodes m and applies what sending it changes in the channel.
 func (c *Conn) sendRequest(ch *channel, m Method) error {
+	start := len(c.out)
 	out, err := AppendMethodFrame(c.out, ch.id, m)
 	if err != nil {
 		return err
+	}
+	if len(out)-start > int(c.tuning.FrameMax) {
+		// The broker would close the connection with 501 FRAME_ERROR.
+		c.out = out[:start]
+		return errorf(FrameError, "%s frame of %d bytes exceeds frame_max %d", m.ID(), len(out)-start, c.tuning.FrameMax)
 	}
 	c.out = out
 	if _, ok := m.(*ConfirmSelect); ok && !ch.confirm {
@@ -194,31 +203,78 @@ func (c *Conn) CancelRequest(id uint16, token uint64) bool {
 // sequence number, whose EventConfirm follows; otherwise 0. The body is
 // copied; the caller keeps ownership.
 func (c *Conn) Publish(id uint16, m *BasicPublish, props *Properties, body []byte) (uint64, error) {
-	ch, err := c.usable(id)
-	if err != nil {
+	if err := c.publishable(id); err != nil {
 		return 0, err
 	}
 	start := len(c.out)
-	out, err := AppendMethodFrame(c.out, id, m)
+	out, err := AppendPublish(c.out, id, m, props, body, c.tuning.FrameMax)
 	if err == nil {
-		out, err = AppendContentHeaderFrame(out, id, ClassBasic, uint64(len(body)), props)
+		err = checkHeaderFrame(out[start:], c.tuning.FrameMax)
 	}
 	if err != nil {
 		c.out = c.out[:start]
 		return 0, err
 	}
-	c.out = AppendBodyFrames(out, id, body, c.tuning.FrameMax)
+	c.out = out
+	return c.published(id, m, len(body)), nil
+}
+
+// PublishEncoded is Publish for frames the caller already encoded with
+// AppendPublish, using this connection's negotiated frame_max, so that
+// encoding can happen outside the goroutine that owns the Conn. m and
+// bodySize must be those the frames were encoded from.
+func (c *Conn) PublishEncoded(id uint16, m *BasicPublish, bodySize int, frames []byte) (uint64, error) {
+	if err := c.publishable(id); err != nil {
+		return 0, err
+	}
+	if err := checkHeaderFrame(frames, c.tuning.FrameMax); err != nil {
+		return 0, err
+	}
+	c.out = append(c.out, frames...)
+	return c.published(id, m, bodySize), nil
+}
+
+// publishable reports why channel id cannot take a publish, if it cannot.
+func (c *Conn) publishable(id uint16) error {
+	if _, err := c.usable(id); err != nil {
+		return err
+	}
+	if id == 0 {
+		return fmt.Errorf("amqp: basic.publish may not be sent on channel 0")
+	}
+	return nil
+}
+
+// checkHeaderFrame rejects a publish whose content header frame, which
+// follows the method frame at the start of frames, exceeds frame_max (a
+// large Headers table): the broker would close the connection with 501
+// FRAME_ERROR. Body frames are split by frame_max and the method frame is
+// bounded by its short strings.
+func checkHeaderFrame(frames []byte, frameMax uint32) error {
+	_, n, err := ParseFrame(frames, 0)
+	if err != nil || n == 0 || len(frames) < n+7 {
+		return errorf(InternalError, "publish frames are malformed")
+	}
+	if size := uint64(binary.BigEndian.Uint32(frames[n+3:])) + frameOverhead; size > uint64(frameMax) {
+		return errorf(FrameError, "content header frame of %d bytes exceeds frame_max %d", size, frameMax)
+	}
+	return nil
+}
+
+// published numbers a publish that was just queued on channel id.
+func (c *Conn) published(id uint16, m *BasicPublish, bodySize int) uint64 {
+	ch := c.channels[id]
 	if !ch.confirm {
-		return 0, nil
+		return 0
 	}
 	seq := ch.nextSeq
 	ch.nextSeq++
 	ch.unconfirmed = append(ch.unconfirmed, seq)
 	if m.Mandatory {
 		ch.mandatory = append(ch.mandatory, mandatoryPublish{seq: seq, exchange: m.Exchange,
-			routingKey: m.RoutingKey, size: len(body)})
+			routingKey: m.RoutingKey, size: bodySize})
 	}
-	return seq, nil
+	return seq
 }
 
 // CloseChannel closes the channel. Requests still waiting fail at once;
@@ -226,12 +282,15 @@ func (c *Conn) Publish(id uint16, m *BasicPublish, props *Properties, body []byt
 // EventChannelClosed with a nil error before it.
 func (c *Conn) CloseChannel(id uint16, token uint64) error {
 	ch, err := c.usable(id)
-	if err != nil || id == 0 {
+	if err != nil {
+		return err
+	}
+	if id == 0 {
 		return ErrChannelClosed
 	}
 	c.send(id, &ChannelClose{ReplyCode: uint16(ReplySuccess)})
 	ch.state = chanClosing
-	ch.closeToken = token
+	ch.closeToken, ch.closeWait = token, true
 	ch.finish(c, nil)
 	return nil
 }
@@ -255,6 +314,12 @@ func (ch *channel) finish(c *Conn, err error) {
 	failure := err
 	if failure == nil {
 		failure = ErrChannelClosed
+	}
+	if ch.content == contentGetOk {
+		// The get-ok left the request queue when it arrived; its content
+		// never completed.
+		c.emit(Event{Kind: EventReply, Channel: ch.id, Token: ch.replyToken, Err: failure})
+		ch.replyMethod = nil
 	}
 	ch.failRequests(c, failure)
 	for _, seq := range ch.unconfirmed[ch.unconfirmedHead:] {
@@ -282,7 +347,10 @@ func (ch *channel) handleFrame(c *Conn, f Frame, m Method) error {
 		switch m := m.(type) {
 		case *ChannelCloseOk:
 			c.channels[ch.id] = nil
-			c.emit(Event{Kind: EventReply, Channel: ch.id, Token: ch.closeToken, Method: &ChannelCloseOk{}})
+			if ch.closeWait {
+				ch.closeWait = false
+				c.emit(Event{Kind: EventReply, Channel: ch.id, Token: ch.closeToken, Method: &ChannelCloseOk{}})
+			}
 		case *ChannelClose:
 			c.send(ch.id, &ChannelCloseOk{}) // both sides closed at once; wait for our close-ok
 		default:
@@ -407,7 +475,7 @@ func (ch *channel) contentHeader(c *Conn, payload []byte) error {
 			h.BodySize, c.cfg.MaxBodySize), 0)
 		return nil
 	}
-	if h.BodySize > uint64(c.tuning.FrameMax) {
+	if h.BodySize > uint64(c.tuning.FrameMax-frameOverhead) { // more than one body frame
 		ch.msg.Body = make([]byte, 0, min(h.BodySize, maxPrealloc))
 	}
 	if h.BodySize == 0 {
@@ -459,6 +527,9 @@ func (ch *channel) settle(c *Conn, tag uint64, multiple bool, outcome Confirm) e
 	pending := ch.unconfirmed[ch.unconfirmedHead:]
 	if multiple {
 		n := sort.Search(len(pending), func(i int) bool { return pending[i] > tag })
+		if tag == 0 {
+			n = len(pending) // the spec's "all outstanding"
+		}
 		for _, seq := range pending[:n] {
 			c.emit(Event{Kind: EventConfirm, Channel: ch.id, Seq: seq, Confirm: outcome})
 		}

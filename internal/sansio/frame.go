@@ -137,9 +137,11 @@ func AppendContentHeaderFrame(dst []byte, channel uint16, classID uint16, bodySi
 
 // AppendBodyFrames appends body split into frames no larger than frameMax
 // (including framing). An empty body gives no frames, as the spec requires.
+// A frameMax of 0, or one too small to carry a body octet (which the spec's
+// minimum of 4096 rules out), puts the whole body in one frame.
 func AppendBodyFrames(dst []byte, channel uint16, body []byte, frameMax uint32) []byte {
 	chunk := len(body)
-	if frameMax != 0 {
+	if frameMax > frameOverhead {
 		chunk = int(frameMax) - frameOverhead
 	}
 	for len(body) > 0 {
@@ -151,6 +153,20 @@ func AppendBodyFrames(dst []byte, channel uint16, body []byte, frameMax uint32) 
 		body = body[n:]
 	}
 	return dst
+}
+
+// AppendPublish appends a basic.publish method frame, its content header
+// and its body frames for a connection with the given frame_max. On error dst
+// is returned unchanged.
+func AppendPublish(dst []byte, channel uint16, m *BasicPublish, props *Properties, body []byte, frameMax uint32) ([]byte, error) {
+	out, err := AppendMethodFrame(dst, channel, m)
+	if err == nil {
+		out, err = AppendContentHeaderFrame(out, channel, ClassBasic, uint64(len(body)), props)
+	}
+	if err != nil {
+		return dst, err
+	}
+	return AppendBodyFrames(out, channel, body, frameMax), nil
 }
 
 // Decoder decodes method frames and content headers. It reuses one value per

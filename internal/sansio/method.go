@@ -64,3 +64,7 @@ func (c ReplyCode) String() string {
 }
 
 var errUnknownMethodType = errors.New("amqp: method type not known to the codec")
+
+// ExpectsReply reports whether the server answers m: it has responses and
+// its no-wait flag, if it has one, is not set.
+func ExpectsReply(m Method) bool { return expectsReply(m) }

@@ -26,11 +26,11 @@ import (
 //	x    byte array           []byte
 //	A    field-array          []any
 //	T    timestamp            time.Time (whole seconds, UTC)
-//	F    field-table          Table (encoding also accepts map[string]any)
+//	F    field-table          Table (map[string]any)
 //	V    void                 nil
 //
 // Any other Go type is an encoding error. Tables nest at most 64 deep.
-type Table map[string]any
+type Table = map[string]any
 
 // Decimal is an AMQP decimal: Value × 10^-Scale.
 type Decimal struct {
@@ -100,9 +100,6 @@ func (w *writer) field(v any) {
 	case time.Time:
 		w.buf = binary.BigEndian.AppendUint64(append(b, 'T'), uint64(v.Unix()))
 	case Table:
-		w.buf = append(b, 'F')
-		w.table(v)
-	case map[string]any:
 		w.buf = append(b, 'F')
 		w.table(v)
 	case nil:

@@ -1,0 +1,366 @@
+package amqp
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/amqproto/amqproto/internal/actor"
+	"github.com/amqproto/amqproto/internal/sansio"
+)
+
+// DefaultConnectionTimeout bounds dialing and the handshake when neither the
+// context nor the URI's connection_timeout does.
+const DefaultConnectionTimeout = 30 * time.Second
+
+// Auth is a SASL mechanism: its name, the initial response (challenge nil)
+// and the response to each connection.secure challenge. PlainAuth,
+// AMQPlainAuth and ExternalAuth are built in; any other mechanism needs only
+// this interface.
+type Auth interface {
+	Mechanism() string
+	Response(challenge []byte) ([]byte, error)
+}
+
+// Built-in mechanisms. PlainAuth is the default, with the URI's user name and
+// password (guest/guest when absent). ExternalAuth lets the broker
+// authenticate the TLS client certificate (RabbitMQ's
+// rabbitmq_auth_mechanism_ssl plugin).
+type (
+	PlainAuth    = sansio.PlainAuth
+	AMQPlainAuth = sansio.AMQPlainAuth
+	ExternalAuth = sansio.ExternalAuth
+)
+
+// Config holds everything a connection can be configured with. Fields left
+// at their zero value take the value from the URI, then the documented
+// default.
+type Config struct {
+	// Auth lists mechanisms in order of preference; the first one the
+	// broker offers is used. Default: from the URI's auth_mechanism, else
+	// PLAIN with the URI's credentials.
+	Auth []Auth
+	// TLS configures TLS. Default for amqps URIs: verify the broker against
+	// the system roots (or the URI's cacertfile), with the URI's certfile
+	// and keyfile as client certificate. Setting it on an amqp URI enables
+	// TLS too.
+	TLS *tls.Config
+	// Dial opens the transport. It may return any net.Conn: TCP, a Unix
+	// socket, an in-memory pipe. TLS, when configured, is layered on top.
+	// Default: net.Dialer.DialContext.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Heartbeat is the heartbeat interval to ask for. 0 takes the URI's
+	// heartbeat, else the broker's proposal (RabbitMQ: 60 s); a negative
+	// value disables heartbeats.
+	Heartbeat time.Duration
+	// FrameMax and ChannelMax: 0 takes the URI's value, else the broker's.
+	FrameMax   uint32
+	ChannelMax uint16
+	// Vhost overrides the URI's virtual host when not empty.
+	Vhost string
+	// Properties are sent as client properties, merged over the defaults
+	// (product, version, platform, capabilities).
+	Properties Table
+	// ConnectionName is shown by the broker's management tools.
+	ConnectionName string
+	// ConnectionTimeout bounds dialing, TLS and the AMQP handshake; 0 takes
+	// the URI's connection_timeout, else DefaultConnectionTimeout.
+	ConnectionTimeout time.Duration
+	// Logger receives the connection's diagnostics; nil discards them.
+	Logger *slog.Logger
+	// MaxOutgoing bounds the bytes waiting to be written to the socket;
+	// publishers wait while it is exceeded. 0: 4 MiB.
+	MaxOutgoing int
+	// ConsumerBuffer bounds the deliveries held for a consumer that the
+	// broker does not limit (no Qos prefetch, or auto-ack). When a receiver
+	// falls that far behind, its consumer is cancelled and ends with
+	// ErrConsumerOverflow; what it already received is still handed over.
+	// 0: 16384.
+	ConsumerBuffer int
+	// MaxBodySize bounds the size of a received message; a larger one
+	// closes its channel with 311 CONTENT_TOO_LARGE. 0: 512 MiB.
+	MaxBodySize uint64
+}
+
+// Conn is a connection to a broker. Its methods are safe for concurrent use
+// by any number of goroutines.
+type Conn struct {
+	a        *actor.Conn
+	uri      URI
+	blocked  chan Blocking
+	blockOne sync.Once
+}
+
+// Blocking is a connection.blocked (Blocked true, with the broker's reason,
+// such as "low on memory") or connection.unblocked notification.
+type Blocking = actor.Blocking
+
+// Dial connects to the broker at the AMQP URI url with the default Config.
+func Dial(ctx context.Context, url string) (*Conn, error) {
+	return DialConfig(ctx, url, Config{})
+}
+
+// DialConfig connects to the broker at url with cfg. The context bounds the
+// dialing and the handshake, not the connection's life.
+func DialConfig(ctx context.Context, url string, cfg Config) (*Conn, error) {
+	uri, err := ParseURI(url)
+	if err != nil {
+		return nil, err
+	}
+	core, err := coreConfig(uri, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	timeout := cfg.ConnectionTimeout
+	if timeout == 0 {
+		timeout = uri.ConnectionTimeout
+	}
+	if timeout == 0 {
+		timeout = DefaultConnectionTimeout
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("amqp: connecting to %s took longer than %v: %w", uri.Addr(), timeout, context.DeadlineExceeded))
+	defer cancel()
+	nc, err := dialTransport(ctx, uri, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	a, err := actor.Dial(ctx, nc, actor.Config{Core: core, Logger: cfg.Logger, MaxOutgoing: cfg.MaxOutgoing,
+		ConsumerBuffer: cfg.ConsumerBuffer})
+	if err != nil {
+		return nil, err
+	}
+	return &Conn{a: a, uri: uri}, nil
+}
+
+func coreConfig(uri URI, cfg *Config) (sansio.Config, error) {
+	auth, err := authFor(uri, cfg.Auth)
+	if err != nil {
+		return sansio.Config{}, err
+	}
+	core := sansio.Config{
+		Auth:           auth,
+		Vhost:          uri.Vhost,
+		Properties:     cfg.Properties,
+		ConnectionName: cfg.ConnectionName,
+		ChannelMax:     firstNonZero(cfg.ChannelMax, uri.ChannelMax),
+		FrameMax:       firstNonZero(cfg.FrameMax, uri.FrameMax),
+		Heartbeat:      cfg.Heartbeat,
+		MaxBodySize:    cfg.MaxBodySize,
+	}
+	if cfg.Vhost != "" {
+		core.Vhost = cfg.Vhost
+	}
+	if core.Heartbeat == 0 && uri.HeartbeatSet {
+		core.Heartbeat = uri.Heartbeat
+		if uri.Heartbeat == 0 {
+			core.Heartbeat = -1 // heartbeat=0 in a URI disables heartbeats
+		}
+	}
+	return core, nil
+}
+
+func firstNonZero[T comparable](a, b T) T {
+	var zero T
+	if a != zero {
+		return a
+	}
+	return b
+}
+
+func authFor(uri URI, auth []Auth) ([]sansio.Auth, error) {
+	var out []sansio.Auth
+	for _, a := range auth {
+		out = append(out, a)
+	}
+	if len(out) > 0 {
+		return out, nil
+	}
+	user, pass := uri.Username, uri.Password
+	if user == "" && pass == "" {
+		user, pass = "guest", "guest"
+	}
+	if len(uri.AuthMechanism) == 0 {
+		return []sansio.Auth{&PlainAuth{Username: user, Password: pass}}, nil
+	}
+	for _, m := range uri.AuthMechanism {
+		switch m {
+		case "PLAIN":
+			out = append(out, &PlainAuth{Username: user, Password: pass})
+		case "AMQPLAIN":
+			out = append(out, &AMQPlainAuth{Username: user, Password: pass})
+		case "EXTERNAL":
+			out = append(out, ExternalAuth{})
+		}
+	}
+	return out, nil
+}
+
+// DialError is a failure to reach the broker or to set up TLS.
+type DialError struct {
+	Addr string
+	Err  error
+}
+
+func (e *DialError) Error() string { return "amqp: dial " + e.Addr + ": " + e.Err.Error() }
+func (e *DialError) Unwrap() error { return e.Err }
+
+func dialTransport(ctx context.Context, uri URI, cfg *Config) (net.Conn, error) {
+	dial := cfg.Dial
+	if dial == nil {
+		var d net.Dialer
+		dial = d.DialContext
+	}
+	nc, err := dial(ctx, "tcp", uri.Addr())
+	if err != nil {
+		return nil, &DialError{Addr: uri.Addr(), Err: err}
+	}
+	tlsCfg, err := tlsConfig(uri, cfg.TLS)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	if tlsCfg == nil {
+		return nc, nil
+	}
+	tc := tls.Client(nc, tlsCfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		return nil, &DialError{Addr: uri.Addr(), Err: fmt.Errorf("TLS handshake: %w", err)}
+	}
+	return tc, nil
+}
+
+// tlsConfig returns the TLS configuration for uri: the caller's, or one
+// built from the URI's parameters for amqps; nil means plain TCP.
+func tlsConfig(uri URI, given *tls.Config) (*tls.Config, error) {
+	if given == nil && uri.Scheme != "amqps" {
+		return nil, nil
+	}
+	var cfg *tls.Config
+	if given != nil {
+		cfg = given.Clone()
+	} else {
+		cfg = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = firstNonZero(uri.ServerName, uri.Host)
+	}
+	if uri.Verify == "verify_none" {
+		cfg.InsecureSkipVerify = true
+	}
+	if uri.CACertFile != "" && cfg.RootCAs == nil {
+		pem, err := os.ReadFile(uri.CACertFile)
+		if err != nil {
+			return nil, &URIError{Part: "cacertfile", Text: err.Error()}
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, &URIError{Part: "cacertfile", Text: "no PEM certificates in " + uri.CACertFile}
+		}
+		cfg.RootCAs = pool
+	}
+	if uri.CertFile != "" || uri.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(uri.CertFile, uri.KeyFile)
+		if err != nil {
+			return nil, &URIError{Part: "certfile", Text: err.Error()}
+		}
+		cfg.Certificates = append(cfg.Certificates, cert)
+	}
+	return cfg, nil
+}
+
+// URI returns the URI the connection was made with; its String hides the
+// password.
+func (c *Conn) URI() URI { return c.uri }
+
+// Channel opens a new channel.
+func (c *Conn) Channel(ctx context.Context) (*Channel, error) {
+	ach, err := c.a.OpenChannel(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &Channel{a: ach, conn: c}, nil
+}
+
+// Close closes the connection: every channel ends, the close handshake runs,
+// and Close returns when the connection's goroutines have exited. If ctx
+// ends first, the socket is closed without waiting for the broker. It
+// returns nil when the connection was closed cleanly, or the error that had
+// already ended it.
+func (c *Conn) Close(ctx context.Context) error {
+	return c.a.Close(ctx)
+}
+
+// Context returns a context that is cancelled when the connection ends;
+// context.Cause gives the reason (an *Error for a broker's
+// connection.close, ErrConnectionClosed after Close).
+func (c *Conn) Context() context.Context { return c.a.Context() }
+
+// IsClosed reports whether the connection has ended.
+func (c *Conn) IsClosed() bool { return c.a.Context().Err() != nil }
+
+// ServerProperties returns the broker's properties (product, version,
+// capabilities, cluster_name, ...).
+func (c *Conn) ServerProperties() Table { return c.a.ServerProperties() }
+
+// Tuning returns the negotiated channel_max, frame_max and heartbeat.
+func (c *Conn) Tuning() (channelMax uint16, frameMax uint32, heartbeat time.Duration) {
+	t := c.a.Tuning()
+	return t.ChannelMax, t.FrameMax, t.Heartbeat
+}
+
+// UpdateSecret replaces the connection's credential (for example an expiring
+// OAuth 2 token) with connection.update-secret.
+func (c *Conn) UpdateSecret(ctx context.Context, secret []byte, reason string) error {
+	return c.a.UpdateSecret(ctx, secret, reason)
+}
+
+// Blocked returns a channel that receives a Blocking when the broker blocks
+// publishers on this connection (a resource alarm) and when it unblocks
+// them. Every notification after the first call is delivered, in order;
+// the channel is closed when the connection ends. While blocked, Publish
+// waits (honouring its context) and everything else keeps working.
+func (c *Conn) Blocked() <-chan Blocking {
+	c.blockOne.Do(func() {
+		c.blocked = make(chan Blocking, 4)
+		// forward is owned by the Conn; it exits when the connection ends
+		// and the notifications are delivered, or when Close is called.
+		go forward(c.a.Blockings, c.blocked, c.a.Done(), func(b Blocking) Blocking { return b })
+	})
+	return c.blocked
+}
+
+// forward moves values from q to out, converted by conv, until q is closed
+// and drained, or stop closes; then it closes out.
+func forward[T, U any](q *actor.Queue[T], out chan<- U, stop <-chan struct{}, conv func(T) U) error {
+	defer close(out)
+	var spare []T
+	for {
+		select {
+		case <-q.Signal():
+		case <-stop:
+			return nil
+		}
+		items, closed, err := q.Take(spare)
+		for _, v := range items {
+			select {
+			case out <- conv(v):
+			case <-stop:
+				return err
+			}
+		}
+		spare = items
+		if closed {
+			return err
+		}
+	}
+}
+
+var errAlreadyClosed = errors.New("amqp: already closed")

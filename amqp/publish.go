@@ -1,0 +1,217 @@
+package amqp
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/amqproto/amqproto/internal/actor"
+	"github.com/amqproto/amqproto/internal/sansio"
+)
+
+// Delivery modes for Properties.DeliveryMode.
+const (
+	Transient  uint8 = 1
+	Persistent uint8 = 2
+)
+
+// Properties are a message's basic properties. A zero field is absent on the
+// wire.
+type Properties struct {
+	ContentType     string
+	ContentEncoding string
+	Headers         Table
+	DeliveryMode    uint8 // Transient or Persistent
+	Priority        uint8
+	CorrelationID   string
+	ReplyTo         string
+	Expiration      string // a TTL in milliseconds, as a decimal string
+	MessageID       string
+	Timestamp       time.Time // whole seconds on the wire
+	Type            string
+	UserID          string
+	AppID           string
+	ClusterID       string // reserved in AMQP 0-9-1
+}
+
+// Publishing is a message to publish and where to.
+type Publishing struct {
+	Exchange   string // "" is the default exchange, which routes by queue name
+	RoutingKey string
+	// Mandatory asks the broker to return the message when no queue takes
+	// it; see Confirmation.Returned and Channel.Returns.
+	Mandatory bool
+	Properties
+	Body []byte
+}
+
+// ErrNacked is the error of a publish that the broker nacked: it could not
+// take responsibility for the message (for example a queue with
+// x-overflow=reject-publish is full).
+var ErrNacked = errors.New("amqp: message nacked by the broker")
+
+// ErrReturned is the error of a mandatory publish that no queue took; the
+// message is in Confirmation.Returned.
+var ErrReturned = errors.New("amqp: message returned by the broker: no queue took it")
+
+// Confirmation is the outcome of one publish on a channel in confirm mode.
+// It is settled exactly once: acked, nacked, or failed because the channel
+// or connection ended first (which says nothing about whether the broker
+// got the message). Its methods are safe for concurrent use.
+type Confirmation struct {
+	p actor.Publishing
+}
+
+// Done is closed when the outcome is known.
+func (c *Confirmation) Done() <-chan struct{} { return c.p.Done() }
+
+// Wait waits for the outcome: nil when the broker acked the message and did
+// not return it; an error matching ErrReturned, ErrNacked, or the channel's
+// or connection's end otherwise; ctx's error if it ends first (the outcome
+// still comes later).
+func (c *Confirmation) Wait(ctx context.Context) error {
+	select {
+	case <-c.p.Done():
+		return c.Err()
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// Err returns the outcome as Wait does, without waiting; nil while pending.
+func (c *Confirmation) Err() error {
+	select {
+	case <-c.p.Done():
+	default:
+		return nil
+	}
+	switch {
+	case c.p.Outcome == sansio.ConfirmFailed:
+		return c.p.Err
+	case c.p.Outcome == sansio.ConfirmNack:
+		return ErrNacked
+	case c.p.Return != nil:
+		return &ReturnError{Return: newReturn(c.p.Return)}
+	}
+	return nil
+}
+
+// Acked reports whether the broker acked the message; false while pending.
+func (c *Confirmation) Acked() bool {
+	select {
+	case <-c.p.Done():
+		return c.p.Outcome == sansio.ConfirmAck
+	default:
+		return false
+	}
+}
+
+// Returned returns the message the broker returned, or nil.
+func (c *Confirmation) Returned() *Return {
+	select {
+	case <-c.p.Done():
+	default:
+		return nil
+	}
+	if c.p.Return == nil {
+		return nil
+	}
+	r := newReturn(c.p.Return)
+	return &r
+}
+
+// DeliveryTag returns the publish sequence number on its channel (valid once
+// Done is closed; 0 for a publish that failed before it was numbered).
+func (c *Confirmation) DeliveryTag() uint64 {
+	<-c.p.Done()
+	return c.p.Seq
+}
+
+// ReturnError is the error of a returned mandatory publish.
+type ReturnError struct {
+	Return Return
+}
+
+func (e *ReturnError) Error() string {
+	return "amqp: message returned by the broker: " + e.Return.ReplyText
+}
+
+// Is makes errors.Is(err, ErrReturned) true.
+func (e *ReturnError) Is(target error) bool { return target == ErrReturned }
+
+// Return is a message the broker returned (basic.return).
+type Return struct {
+	ReplyCode  ReplyCode // 312 NO_ROUTE
+	ReplyText  string
+	Exchange   string
+	RoutingKey string
+	Properties
+	Body []byte
+}
+
+func newReturn(m *sansio.Message) Return {
+	return Return{ReplyCode: m.ReplyCode, ReplyText: m.ReplyText, Exchange: m.Exchange, RoutingKey: m.RoutingKey,
+		Properties: Properties(m.Properties), Body: m.Body}
+}
+
+// Confirm puts the channel in confirm mode (confirm.select): from then on
+// Publish returns a Confirmation for every message.
+func (ch *Channel) Confirm(ctx context.Context) error {
+	_, err := ch.call(ctx, &sansio.ConfirmSelect{})
+	return err
+}
+
+// Publish sends a message. It waits, honouring ctx, while the broker blocks
+// the connection (connection.blocked), pauses the channel (channel.flow), or
+// the connection's outgoing buffer is full.
+//
+// When Publish returns an error, the message was not sent. When it returns
+// nil, the message was handed to the connection and will be written unless
+// the connection fails; on a channel in confirm mode the returned
+// Confirmation (nil otherwise) reports what the broker did with it, also
+// after ctx ends.
+func (ch *Channel) Publish(ctx context.Context, p Publishing) (*Confirmation, error) {
+	m := sansio.BasicPublish{Exchange: p.Exchange, RoutingKey: p.RoutingKey, Mandatory: p.Mandatory}
+	props := sansio.Properties(p.Properties)
+	if !ch.a.InConfirmMode() {
+		return nil, ch.a.Publish(ctx, &m, &props, p.Body, nil)
+	}
+	c := &Confirmation{}
+	c.p.Init()
+	c.p.Owner = c
+	if err := ch.a.Publish(ctx, &m, &props, p.Body, &c.p); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Confirmations returns a channel that receives the Confirmation of every
+// publish made after the first call, in the order the broker settles them.
+// It is closed when the channel ends. Read it: the broker's confirms queue
+// up for it (each publish's Confirmation can also be awaited directly).
+func (ch *Channel) Confirmations() <-chan *Confirmation {
+	ch.confirmOnce.Do(func() {
+		ch.confirms = make(chan *Confirmation, 64)
+		ch.a.EnableOutcomes()
+		// forward is owned by the channel; it exits when the channel has
+		// ended and every outcome was delivered, or when the connection
+		// was closed.
+		go forward(ch.a.Outcomes, ch.confirms, ch.conn.a.Done(), func(p *actor.Publishing) *Confirmation {
+			return p.Owner.(*Confirmation)
+		})
+	})
+	return ch.confirms
+}
+
+// Returns returns a channel that receives every message the broker returns
+// on this channel after the first call (mandatory publishes no queue took).
+// It is closed when the channel ends.
+func (ch *Channel) Returns() <-chan Return {
+	ch.returnsOnce.Do(func() {
+		ch.returns = make(chan Return, 16)
+		ch.a.EnableReturns()
+		// forward is owned by the channel, as for Confirmations.
+		go forward(ch.a.Returns, ch.returns, ch.conn.a.Done(), func(m sansio.Message) Return { return newReturn(&m) })
+	})
+	return ch.returns
+}

@@ -1,0 +1,14 @@
+package amqp
+
+import "github.com/amqproto/amqproto/internal/sansio"
+
+// Table is an AMQP field table, used for arguments and headers. Values have
+// these Go types (the AMQP field type tag in brackets): bool (t), int8 (b),
+// uint8 (B), int16 (s), uint16 (u), int32 (I), uint32 (i), int64 (l; int is
+// accepted when encoding), float32 (f), float64 (d), Decimal (D), string
+// (S), []byte (x), []any (A), time.Time (T, whole seconds), Table (F) and
+// nil (V). Any other type is an error when the table is sent.
+type Table = map[string]any
+
+// Decimal is an AMQP decimal value: Value × 10^-Scale.
+type Decimal = sansio.Decimal

@@ -1,0 +1,253 @@
+package actor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/amqproto/amqproto/internal/sansio"
+)
+
+// Channel is an open AMQP channel. Its methods are safe for concurrent use.
+type Channel struct {
+	conn *Conn
+	id   uint16
+
+	ctx    context.Context // cancelled with the cause when the channel ends
+	cancel context.CancelCauseFunc
+
+	confirm atomic.Bool // confirm.select was sent
+	// flow is non-nil while the broker paused publishing with channel.flow;
+	// it is closed and cleared when publishing resumes.
+	flow atomic.Pointer[chan struct{}]
+
+	// Outcomes, Returns and Flows receive the channel's publish outcomes,
+	// returned messages and flow changes once enabled with the matching
+	// Enable method; the loop pushes to them and closes them when the
+	// channel ends.
+	Outcomes    *Queue[*Publishing]
+	Returns     *Queue[sansio.Message]
+	Flows       *Queue[bool]
+	outcomesOn  atomic.Bool
+	returnsOn   atomic.Bool
+	flowsOn     atomic.Bool
+	nextTagSeed atomic.Uint64
+}
+
+func newChannel(c *Conn, id uint16) *Channel {
+	ch := &Channel{conn: c, id: id, Outcomes: NewQueue[*Publishing](), Returns: NewQueue[sansio.Message](),
+		Flows: NewQueue[bool]()}
+	ch.ctx, ch.cancel = context.WithCancelCause(c.ctx)
+	return ch
+}
+
+// ID returns the channel number.
+func (ch *Channel) ID() uint16 { return ch.id }
+
+// Conn returns the connection the channel belongs to.
+func (ch *Channel) Conn() *Conn { return ch.conn }
+
+// Context is cancelled, with the reason as its cause, when the channel ends.
+func (ch *Channel) Context() context.Context { return ch.ctx }
+
+// Err returns why the channel ended, or nil while it is open.
+func (ch *Channel) Err() error {
+	if ch.ctx.Err() == nil {
+		return nil
+	}
+	return context.Cause(ch.ctx)
+}
+
+// errOrClosed returns why the channel ended, or ErrChannelClosed.
+func (ch *Channel) errOrClosed() error {
+	if err := ch.Err(); err != nil {
+		return err
+	}
+	return sansio.ErrChannelClosed
+}
+
+func errDuplicateTag(tag string) error {
+	return fmt.Errorf("amqp: consumer tag %q is already in use on this channel", tag)
+}
+
+// InConfirmMode reports whether confirm.select was sent on the channel.
+func (ch *Channel) InConfirmMode() bool { return ch.confirm.Load() }
+
+// EnableOutcomes makes the loop push every later publish's settled handle
+// to Outcomes.
+func (ch *Channel) EnableOutcomes() { ch.outcomesOn.Store(true) }
+
+// EnableReturns makes the loop push every later returned message to
+// Returns.
+func (ch *Channel) EnableReturns() { ch.returnsOn.Store(true) }
+
+// EnableFlows makes the loop push every later channel.flow change to Flows.
+func (ch *Channel) EnableFlows() { ch.flowsOn.Store(true) }
+
+// Call sends a method and, when it expects a reply, waits for it.
+func (ch *Channel) Call(ctx context.Context, m sansio.Method) Result {
+	if err := ch.Err(); err != nil {
+		return Result{Err: err}
+	}
+	return ch.conn.call(ctx, request{kind: reqCall, ch: ch, m: m})
+}
+
+// Close closes the channel and waits for the broker's close-ok.
+func (ch *Channel) Close(ctx context.Context) error {
+	if ch.Err() != nil {
+		return nil
+	}
+	r := ch.conn.call(ctx, request{kind: reqCloseChannel, ch: ch})
+	if r.Err != nil && errors.Is(r.Err, sansio.ErrChannelClosed) {
+		return nil // closed meanwhile, which is what the caller asked for
+	}
+	return r.Err
+}
+
+// Send queues an asynchronous method (basic.ack, nack, reject) without
+// waiting for anything but room in the loop's queue.
+func (ch *Channel) Send(ctx context.Context, m sansio.Method) error {
+	if err := ch.Err(); err != nil {
+		return err
+	}
+	select {
+	case ch.conn.reqs <- request{kind: reqCall, ch: ch, m: m}:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-ch.ctx.Done():
+		return ch.Err()
+	}
+}
+
+// Publishing is the outcome of one publish in confirm mode. Its fields are
+// valid once Done is closed.
+type Publishing struct {
+	done    chan struct{}
+	Seq     uint64
+	Outcome sansio.Confirm
+	// Return is the message the broker returned (mandatory publish that no
+	// queue took), nil otherwise. The confirm of a returned message is
+	// still an ack: the broker handled it.
+	Return *sansio.Message
+	Err    error // why Outcome is ConfirmFailed
+	// Owner is the caller's wrapper, handed back with Outcomes.
+	Owner any
+}
+
+// Init prepares p to track a publish.
+func (p *Publishing) Init() { p.done = make(chan struct{}) }
+
+// Done is closed when the outcome is known.
+func (p *Publishing) Done() <-chan struct{} { return p.done }
+
+func (p *Publishing) settle(outcome sansio.Confirm, err error) {
+	p.Outcome, p.Err = outcome, err
+	close(p.done)
+}
+
+// Publish encodes the message in the caller's goroutine and hands it to the
+// loop, waiting (with ctx) while the broker blocks the connection, pauses
+// the channel with channel.flow, or the outgoing bytes exceed their bound.
+// When it returns nil the message was handed to the connection; a later
+// failure reaches pub (when the channel is in confirm mode). When it returns
+// an error, the message was not sent.
+func (ch *Channel) Publish(ctx context.Context, m *sansio.BasicPublish, props *sansio.Properties, body []byte, pub *Publishing) error {
+	c := ch.conn
+	if err := ch.Err(); err != nil {
+		return err
+	}
+	if err := c.waitUnblocked(ctx); err != nil {
+		return err
+	}
+	if err := ch.waitFlow(ctx); err != nil {
+		return err
+	}
+	frames := c.getFrames()
+	out, err := sansio.AppendPublish(*frames, ch.id, m, props, body, c.tuning.FrameMax)
+	if err != nil {
+		c.putFrames(frames)
+		return err
+	}
+	*frames = out
+	req := request{kind: reqPublish, ch: ch, frames: frames, pub: pub, pubM: *m, size: len(body)}
+	c.pubMu.RLock()
+	defer c.pubMu.RUnlock()
+	if c.pubsClosed {
+		c.putFrames(frames)
+		return c.closedErr()
+	}
+	select {
+	case c.pubs <- req:
+		return nil
+	case <-ctx.Done():
+		c.putFrames(frames)
+		return context.Cause(ctx)
+	case <-ch.ctx.Done():
+		c.putFrames(frames)
+		return ch.Err()
+	}
+}
+
+func (ch *Channel) waitFlow(ctx context.Context) error {
+	for {
+		gate := ch.flow.Load()
+		if gate == nil {
+			return nil
+		}
+		select {
+		case <-*gate:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-ch.ctx.Done():
+			return ch.Err()
+		}
+	}
+}
+
+// Consumer is a consumer registered on a channel. The loop pushes its
+// deliveries to Queue and closes Queue with the reason when it ends:
+// ErrConsumerCancelled, ErrCancelledByBroker, ErrConsumerOverflow, or the
+// channel's or connection's error.
+type Consumer struct {
+	Tag   string
+	NoAck bool
+	Queue *Queue[sansio.Message]
+	ch    *Channel
+
+	// Loop-owned.
+	overflowed bool
+}
+
+// Channel returns the channel the consumer belongs to.
+func (cons *Consumer) Channel() *Channel { return cons.ch }
+
+// Consume starts a consumer with m (whose ConsumerTag must be set; see
+// NewConsumerTag) and returns once the broker confirmed it.
+func (ch *Channel) Consume(ctx context.Context, m *sansio.BasicConsume) (*Consumer, error) {
+	if err := ch.Err(); err != nil {
+		return nil, err
+	}
+	cons := &Consumer{Tag: m.ConsumerTag, NoAck: m.NoAck, Queue: NewQueue[sansio.Message](), ch: ch}
+	r := ch.conn.call(ctx, request{kind: reqConsume, ch: ch, m: m, cons: cons})
+	if r.Err != nil {
+		return nil, r.Err
+	}
+	return cons, nil
+}
+
+// Cancel cancels the consumer and waits for the broker's cancel-ok. The
+// deliveries already received stay in Queue.
+func (cons *Consumer) Cancel(ctx context.Context) error {
+	ch := cons.ch
+	if ch.Err() != nil {
+		return nil
+	}
+	r := ch.conn.call(ctx, request{kind: reqCancelConsumer, ch: ch, cons: cons,
+		m: &sansio.BasicCancel{ConsumerTag: cons.Tag}})
+	if r.Err != nil && errors.Is(r.Err, sansio.ErrChannelClosed) {
+		return nil
+	}
+	return r.Err
+}

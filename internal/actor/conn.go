@@ -1,0 +1,345 @@
+// Package actor runs a sansio.Conn over a net.Conn. One goroutine, the
+// loop, owns the state machine; a reader and a writer goroutine only move
+// bytes. Callers talk to the loop through channels and never share its
+// state; the loop never blocks on a caller or a consumer.
+package actor
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/amqproto/amqproto/internal/sansio"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultMaxOutgoing    = 4 << 20
+	DefaultConsumerBuffer = 16384
+	readChunk             = 64 << 10
+)
+
+// Config configures a connection's actor.
+type Config struct {
+	Core   sansio.Config
+	Logger *slog.Logger // nil: discard
+	// MaxOutgoing bounds the bytes queued for the socket; publishers wait
+	// while it is exceeded. 0 means DefaultMaxOutgoing.
+	MaxOutgoing int
+	// ConsumerBuffer bounds the deliveries held for a consumer whose
+	// deliveries the broker does not bound (no prefetch, or no-ack). 0 means
+	// DefaultConsumerBuffer.
+	ConsumerBuffer int
+}
+
+// ErrConsumerOverflow ends a consumer whose receiver fell ConsumerBuffer
+// deliveries behind while the broker had no prefetch limit to stop sending.
+// The deliveries already received are still handed over.
+var ErrConsumerOverflow = errors.New("amqp: consumer fell too far behind without a prefetch limit; set Qos or read faster")
+
+// ErrConsumerCancelled ends a consumer that the client cancelled.
+var ErrConsumerCancelled = errors.New("amqp: consumer cancelled")
+
+// ErrCancelledByBroker ends a consumer that the broker cancelled, for
+// example because its queue was deleted.
+var ErrCancelledByBroker = errors.New("amqp: consumer cancelled by the broker")
+
+// Conn is one AMQP connection run by an actor. Its methods are safe for
+// concurrent use.
+type Conn struct {
+	cfg Config
+	log *slog.Logger
+	nc  net.Conn
+
+	reqs    chan request   // calls from any goroutine; always served
+	pubs    chan request   // publishes; served while outgoing bytes are under the bound
+	cancels chan cancelReq // abandoned calls; sent without blocking
+
+	// Set once the handshake is done, read-only afterwards.
+	tuning      sansio.Tuning
+	serverProps sansio.Table
+	connected   chan struct{}
+
+	ctx    context.Context // cancelled with the close cause when the connection ends
+	cancel context.CancelCauseFunc
+	closed    atomic.Bool   // Close was called
+	closing   chan struct{} // closed when Close is called
+	closeOnce sync.Once
+	done   chan struct{} // closed when the loop and both I/O goroutines exited
+	err    error         // why the connection ended; set before done closes
+
+	// blocked is non-nil while the broker blocks publishers
+	// (connection.blocked); it is closed and cleared when unblocked.
+	blocked atomic.Pointer[chan struct{}]
+	// Blockings receives connection.blocked (Active false, with the reason)
+	// and connection.unblocked notifications.
+	Blockings *Queue[Blocking]
+
+	nextToken atomic.Uint64
+	// pubMu guards handing publishes to c.pubs against the loop's final
+	// drain: publishers take the read lock, the ending loop the write lock.
+	pubMu      sync.RWMutex
+	pubsClosed bool
+	framePool sync.Pool
+}
+
+// Blocking is a connection.blocked or connection.unblocked notification.
+type Blocking struct {
+	Blocked bool
+	Reason  string
+}
+
+// Result is what a call returns: the reply method, the message of a
+// basic.get-ok, or the error that ended the request.
+type Result struct {
+	Method  sansio.Method
+	Message sansio.Message
+	Channel *Channel
+	Err     error
+}
+
+type reqKind uint8
+
+const (
+	reqCall reqKind = iota
+	reqOpenChannel
+	reqCloseChannel
+	reqPublish
+	reqConsume
+	reqCancelConsumer
+	reqCloseConn
+	reqUpdateSecret
+	reqOutcomes
+	reqReturns
+	reqFlows
+)
+
+type request struct {
+	kind    reqKind
+	ch      *Channel
+	m       sansio.Method
+	frames  *[]byte
+	pub     *Publishing
+	pubM    sansio.BasicPublish
+	size    int
+	cons    *Consumer
+	secret  []byte
+	reason  string
+	reply   chan Result
+	token   uint64
+}
+
+type cancelReq struct {
+	ch    *Channel
+	token uint64
+}
+
+// Dial runs the handshake over nc and returns the open connection. nc is
+// owned by the Conn from then on, and closed when it ends. ctx bounds the
+// handshake only.
+func Dial(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error) {
+	if cfg.MaxOutgoing <= 0 {
+		cfg.MaxOutgoing = DefaultMaxOutgoing
+	}
+	if cfg.ConsumerBuffer <= 0 {
+		cfg.ConsumerBuffer = DefaultConsumerBuffer
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Conn{
+		cfg:       cfg,
+		log:       log,
+		nc:        nc,
+		reqs:      make(chan request, 64),
+		pubs:      make(chan request, 256),
+		cancels:   make(chan cancelReq, 256),
+		connected: make(chan struct{}),
+		closing:   make(chan struct{}),
+		done:      make(chan struct{}),
+		Blockings: NewQueue[Blocking](),
+	}
+	c.ctx, c.cancel = context.WithCancelCause(context.Background())
+	l := newLoop(c)
+	// The loop goroutine is owned by c; it exits when the connection ends
+	// (close handshake done, broker gone, socket failed, or Abort), after
+	// the reader and writer it started have exited, and then closes c.done.
+	go l.run()
+	select {
+	case <-c.connected:
+		return c, nil
+	case <-c.done:
+		return nil, c.err
+	case <-ctx.Done():
+		c.abort(context.Cause(ctx))
+		<-c.done
+		return nil, context.Cause(ctx)
+	}
+}
+
+// Closing is closed when Close is called.
+func (c *Conn) Closing() <-chan struct{} { return c.closing }
+
+// Tuning returns the negotiated limits.
+func (c *Conn) Tuning() sansio.Tuning { return c.tuning }
+
+// ServerProperties returns the broker's properties from connection.start.
+func (c *Conn) ServerProperties() sansio.Table { return c.serverProps }
+
+// Context is cancelled, with the reason as its cause, when the connection
+// ends.
+func (c *Conn) Context() context.Context { return c.ctx }
+
+// Done is closed when the connection has ended and all its goroutines have
+// exited.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err returns why the connection ended, or nil while it is open or when it
+// was closed cleanly by Close.
+func (c *Conn) Err() error {
+	select {
+	case <-c.done:
+		return c.err
+	default:
+		return nil
+	}
+}
+
+// abort ends the connection at once, without a close handshake.
+func (c *Conn) abort(cause error) {
+	c.cancel(cause)
+}
+
+// Close closes the connection with the close handshake and returns when all
+// its goroutines have exited. When ctx ends first, the socket is closed
+// without waiting for the broker.
+func (c *Conn) Close(ctx context.Context) error {
+	c.closed.Store(true)
+	c.closeOnce.Do(func() { close(c.closing) })
+	select {
+	case c.reqs <- request{kind: reqCloseConn}:
+	case <-c.done:
+	case <-ctx.Done():
+	}
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		c.abort(context.Cause(ctx))
+		<-c.done
+	}
+	if errors.Is(c.err, sansio.ErrConnectionClosed) && c.closedByUs() {
+		return nil
+	}
+	return c.err
+}
+
+// closedByUs reports whether the connection ended because Close asked.
+func (c *Conn) closedByUs() bool { return c.closed.Load() }
+
+// call sends req to the loop and waits for its reply, honouring ctx in both
+// steps. A reply that arrives after ctx ended is dropped by the loop's
+// matching; a request still waiting its turn is withdrawn.
+func (c *Conn) call(ctx context.Context, req request) Result {
+	req.reply = make(chan Result, 1)
+	req.token = c.nextToken.Add(1)
+	select {
+	case c.reqs <- req:
+	case <-ctx.Done():
+		return Result{Err: context.Cause(ctx)}
+	case <-c.done:
+		return Result{Err: c.closedErr()}
+	}
+	select {
+	case r := <-req.reply:
+		return r
+	case <-ctx.Done():
+		c.abandon(req)
+		return Result{Err: context.Cause(ctx)}
+	case <-c.done:
+		select {
+		case r := <-req.reply:
+			return r
+		default:
+		}
+		return Result{Err: c.closedErr()}
+	}
+}
+
+// abandon tells the loop that nobody waits for req's reply any more. If the
+// loop is too busy to take the note, the reply is simply dropped when it
+// comes.
+func (c *Conn) abandon(req request) {
+	select {
+	case c.cancels <- cancelReq{ch: req.ch, token: req.token}:
+	default:
+	}
+}
+
+// closedErr is the error for an operation on an ended connection.
+func (c *Conn) closedErr() error {
+	<-c.done
+	if c.err != nil {
+		return c.err
+	}
+	return sansio.ErrConnectionClosed
+}
+
+// OpenChannel opens a channel.
+func (c *Conn) OpenChannel(ctx context.Context) (*Channel, error) {
+	r := c.call(ctx, request{kind: reqOpenChannel})
+	if r.Err != nil {
+		if r.Channel != nil {
+			// Opened after the caller gave up: close it again.
+			go r.Channel.Close(context.Background())
+		}
+		return nil, r.Err
+	}
+	return r.Channel, nil
+}
+
+// UpdateSecret sends connection.update-secret and waits for the broker.
+func (c *Conn) UpdateSecret(ctx context.Context, secret []byte, reason string) error {
+	return c.call(ctx, request{kind: reqUpdateSecret, secret: secret, reason: reason}).Err
+}
+
+// waitUnblocked returns when the broker does not block publishers, or with
+// ctx's error.
+func (c *Conn) waitUnblocked(ctx context.Context) error {
+	for {
+		gate := c.blocked.Load()
+		if gate == nil {
+			return nil
+		}
+		select {
+		case <-*gate:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-c.done:
+			return c.closedErr()
+		}
+	}
+}
+
+func (c *Conn) getFrames() *[]byte {
+	if p, ok := c.framePool.Get().(*[]byte); ok {
+		return p
+	}
+	b := make([]byte, 0, 4096)
+	return &b
+}
+
+func (c *Conn) putFrames(p *[]byte) {
+	if cap(*p) > 1<<20 {
+		return // keep the pool for ordinary messages
+	}
+	*p = (*p)[:0]
+	c.framePool.Put(p)
+}
+
+// now is the loop's clock.
+func now() time.Time { return time.Now() }

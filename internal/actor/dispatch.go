@@ -1,0 +1,376 @@
+package actor
+
+import (
+	"log/slog"
+
+	"github.com/amqproto/amqproto/internal/sansio"
+)
+
+// handle starts what a caller asked for.
+func (l *loop) handle(req request) {
+	switch req.kind {
+	case reqCloseConn:
+		l.core.Close(sansio.ReplySuccess, "closed by the client")
+		return
+	case reqOpenChannel:
+		id, err := l.core.OpenChannel(req.token)
+		if err != nil {
+			req.reply <- Result{Err: err}
+			return
+		}
+		st := &chanState{ch: newChannel(l.c, id), consumers: make(map[string]*Consumer)}
+		l.channels[id] = st
+		l.waiters[req.token] = &waiter{req: req}
+		return
+	case reqUpdateSecret:
+		l.start(req, 0, &sansio.ConnectionUpdateSecret{NewSecret: req.secret, Reason: req.reason})
+		return
+	}
+	st := l.channels[req.ch.id]
+	if st == nil || st.ch != req.ch {
+		l.reply(&waiter{req: req}, Result{Err: req.ch.errOrClosed()})
+		return
+	}
+	switch req.kind {
+	case reqCloseChannel:
+		if err := l.core.CloseChannel(req.ch.id, req.token); err != nil {
+			l.reply(&waiter{req: req}, Result{Err: err})
+			return
+		}
+		l.waiters[req.token] = &waiter{req: req}
+	case reqConsume:
+		if _, dup := st.consumers[req.cons.Tag]; dup {
+			l.reply(&waiter{req: req}, Result{Err: errDuplicateTag(req.cons.Tag)})
+			return
+		}
+		// Registered before the broker answers: deliveries may follow
+		// consume-ok in the same read.
+		st.consumers[req.cons.Tag] = req.cons
+		l.start(req, req.ch.id, req.m)
+	default:
+		l.start(req, req.ch.id, req.m)
+	}
+}
+
+// start sends req's method; a reply, if one is expected, is matched by the
+// request's token.
+func (l *loop) start(req request, id uint16, m sansio.Method) {
+	if err := l.core.Call(id, req.token, m); err != nil {
+		l.failRequest(&waiter{req: req}, err)
+		return
+	}
+	if _, ok := m.(*sansio.ConfirmSelect); ok {
+		req.ch.confirm.Store(true)
+	}
+	if !sansio.ExpectsReply(m) {
+		l.reply(&waiter{req: req}, Result{})
+		return
+	}
+	l.waiters[req.token] = &waiter{req: req}
+}
+
+func (l *loop) publish(req request) {
+	defer l.c.putFrames(req.frames)
+	seq, err := l.core.PublishEncoded(req.ch.id, &req.pubM, req.size, *req.frames)
+	if req.pub == nil {
+		return
+	}
+	if err != nil {
+		req.pub.settle(sansio.ConfirmFailed, err)
+		return
+	}
+	st := l.channels[req.ch.id]
+	if seq == 0 || st == nil {
+		// Not in confirm mode: the outcome is only that it was written.
+		req.pub.settle(sansio.ConfirmAck, nil)
+		return
+	}
+	req.pub.Seq = seq
+	if len(st.handles) == 0 {
+		st.base = seq
+	}
+	st.handles = append(st.handles, req.pub)
+}
+
+// abandon handles a caller that stopped waiting: a request still queued is
+// withdrawn; the reply to one on the wire is dropped when it comes.
+func (l *loop) abandon(cr cancelReq) {
+	w, ok := l.waiters[cr.token]
+	if !ok {
+		return
+	}
+	if cr.ch != nil && l.core.CancelRequest(cr.ch.id, cr.token) {
+		delete(l.waiters, cr.token)
+		if w.req.kind == reqConsume {
+			delete(l.channels[cr.ch.id].consumers, w.req.cons.Tag)
+		}
+		return
+	}
+	w.abandoned = true
+}
+
+func (l *loop) reply(w *waiter, r Result) {
+	if w.req.reply != nil && !w.abandoned {
+		w.req.reply <- r // capacity 1, one reply per request: never blocks
+	}
+}
+
+func (l *loop) failRequest(w *waiter, err error) {
+	if w.req.kind == reqConsume {
+		if st := l.channels[w.req.ch.id]; st != nil {
+			delete(st.consumers, w.req.cons.Tag)
+		}
+		w.req.cons.Queue.Close(err)
+	}
+	l.reply(w, Result{Err: err})
+}
+
+// dispatch hands every pending event to its receiver.
+func (l *loop) dispatch() {
+	for {
+		ev, ok := l.core.NextEvent()
+		if !ok {
+			return
+		}
+		l.event(ev)
+	}
+}
+
+func (l *loop) event(ev sansio.Event) {
+	switch ev.Kind {
+	case sansio.EventConnected:
+		l.c.tuning = l.core.Tuning()
+		l.c.serverProps = l.core.ServerProperties()
+		close(l.c.connected)
+	case sansio.EventReply:
+		l.replied(ev)
+	case sansio.EventDelivery:
+		l.deliver(ev)
+	case sansio.EventReturn:
+		l.returned(ev)
+	case sansio.EventConfirm:
+		l.confirmed(ev)
+	case sansio.EventConsumerCancelled:
+		if st := l.channels[ev.Channel]; st != nil {
+			if cons := st.consumers[ev.ConsumerTag]; cons != nil {
+				delete(st.consumers, ev.ConsumerTag)
+				cons.Queue.Close(ErrCancelledByBroker)
+			}
+		}
+	case sansio.EventFlow:
+		l.flow(ev)
+	case sansio.EventBlocked, sansio.EventUnblocked:
+		l.blocked(ev)
+	case sansio.EventChannelClosed:
+		l.channelClosed(ev)
+	case sansio.EventConnectionClosed:
+		l.finished = true
+		l.cause = ev.Err
+		if ev.Err != nil {
+			l.c.log.Debug("amqp connection ended", slog.Any("err", ev.Err))
+		}
+	}
+}
+
+func (l *loop) replied(ev sansio.Event) {
+	w, ok := l.waiters[ev.Token]
+	if !ok {
+		return
+	}
+	delete(l.waiters, ev.Token)
+	req := w.req
+	if ev.Err != nil {
+		l.failRequest(w, ev.Err)
+		return
+	}
+	st := l.channels[ev.Channel]
+	switch req.kind {
+	case reqOpenChannel:
+		if st == nil {
+			l.reply(w, Result{Err: sansio.ErrChannelClosed})
+			return
+		}
+		if w.abandoned {
+			l.closeQuietly(st)
+		}
+		l.reply(w, Result{Channel: st.ch})
+		return
+	case reqConsume:
+		if w.abandoned && st != nil {
+			// Nobody will read this consumer: cancel it at the broker.
+			l.cancelConsumer(st, req.cons, ErrConsumerCancelled)
+		}
+	case reqCancelConsumer:
+		if st != nil {
+			delete(st.consumers, req.cons.Tag)
+		}
+		reason := w.reason
+		if reason == nil {
+			reason = ErrConsumerCancelled
+		}
+		req.cons.Queue.Close(reason)
+	case reqCall:
+		if qos, ok := req.m.(*sansio.BasicQos); ok && st != nil {
+			st.prefetch = qos.PrefetchCount
+		}
+	}
+	l.reply(w, Result{Method: ev.Method, Message: ev.Message})
+}
+
+// cancelConsumer sends basic.cancel for a consumer nobody reads (or one that
+// overflowed); its queue is closed with reason when the broker confirms.
+func (l *loop) cancelConsumer(st *chanState, cons *Consumer, reason error) {
+	token := l.c.nextToken.Add(1)
+	m := &sansio.BasicCancel{ConsumerTag: cons.Tag}
+	if err := l.core.Call(st.ch.id, token, m); err != nil {
+		cons.Queue.Close(err)
+		return
+	}
+	l.waiters[token] = &waiter{reason: reason, req: request{kind: reqCancelConsumer, ch: st.ch, cons: cons, m: m}}
+}
+
+func (l *loop) closeQuietly(st *chanState) {
+	_ = l.core.CloseChannel(st.ch.id, l.c.nextToken.Add(1))
+}
+
+func (l *loop) deliver(ev sansio.Event) {
+	st := l.channels[ev.Channel]
+	if st == nil {
+		return
+	}
+	cons := st.consumers[ev.Message.ConsumerTag]
+	if cons == nil {
+		// Cannot happen with a conforming broker: deliveries stop at
+		// cancel-ok. Give the message back rather than lose it.
+		l.c.log.Warn("amqp delivery for an unknown consumer; requeued",
+			slog.String("consumer_tag", ev.Message.ConsumerTag))
+		_ = l.core.Call(ev.Channel, 0, &sansio.BasicReject{DeliveryTag: ev.Message.DeliveryTag, Requeue: true})
+		return
+	}
+	n := cons.Queue.push(ev.Message)
+	if n > max(l.c.cfg.ConsumerBuffer, int(st.prefetch)) && !cons.overflowed {
+		// Ending the consumer keeps what it holds and what is still in
+		// flight until cancel-ok: nothing is dropped.
+		cons.overflowed = true
+		l.c.log.Warn("amqp consumer overflow: cancelling it", slog.String("consumer_tag", cons.Tag), slog.Int("buffered", n))
+		l.cancelConsumer(st, cons, ErrConsumerOverflow)
+	}
+}
+
+func (l *loop) returned(ev sansio.Event) {
+	st := l.channels[ev.Channel]
+	if st == nil {
+		return
+	}
+	handled := false
+	if ev.Seq != 0 {
+		if p := st.handle(ev.Seq); p != nil {
+			msg := ev.Message
+			p.Return = &msg
+			handled = true
+		}
+	}
+	if st.ch.returnsOn.Load() {
+		st.ch.Returns.Push(ev.Message)
+		handled = true
+	}
+	if !handled {
+		l.c.log.Warn("amqp message returned and nobody listens for returns",
+			slog.Int("reply_code", int(ev.Message.ReplyCode)), slog.String("reply_text", ev.Message.ReplyText),
+			slog.String("exchange", ev.Message.Exchange), slog.String("routing_key", ev.Message.RoutingKey))
+	}
+}
+
+// handle returns the publish with sequence number seq, or nil.
+func (st *chanState) handle(seq uint64) *Publishing {
+	if seq < st.base || seq-st.base >= uint64(len(st.handles)) {
+		return nil
+	}
+	return st.handles[seq-st.base]
+}
+
+func (l *loop) confirmed(ev sansio.Event) {
+	st := l.channels[ev.Channel]
+	if st == nil {
+		return
+	}
+	p := st.handle(ev.Seq)
+	if p == nil {
+		return
+	}
+	st.handles[ev.Seq-st.base] = nil
+	for len(st.handles) > 0 && st.handles[0] == nil {
+		st.handles = st.handles[1:]
+		st.base++
+	}
+	if len(st.handles) == 0 {
+		st.handles = st.handles[:0:0] // let the old array go
+	}
+	p.settle(ev.Confirm, ev.Err)
+	if st.ch.outcomesOn.Load() {
+		st.ch.Outcomes.Push(p)
+	}
+}
+
+func (l *loop) flow(ev sansio.Event) {
+	st := l.channels[ev.Channel]
+	if st == nil {
+		return
+	}
+	ch := st.ch
+	if ev.Active {
+		if gate := ch.flow.Swap(nil); gate != nil {
+			close(*gate)
+		}
+	} else if ch.flow.Load() == nil {
+		gate := make(chan struct{})
+		ch.flow.Store(&gate)
+	}
+	if ch.flowsOn.Load() {
+		ch.Flows.Push(ev.Active)
+	}
+}
+
+func (l *loop) blocked(ev sansio.Event) {
+	c := l.c
+	if ev.Kind == sansio.EventUnblocked {
+		if gate := c.blocked.Swap(nil); gate != nil {
+			close(*gate)
+		}
+		c.Blockings.Push(Blocking{})
+		return
+	}
+	if c.blocked.Load() == nil {
+		gate := make(chan struct{})
+		c.blocked.Store(&gate)
+	}
+	c.Blockings.Push(Blocking{Blocked: true, Reason: ev.Reason})
+}
+
+func (l *loop) channelClosed(ev sansio.Event) {
+	st := l.channels[ev.Channel]
+	if st == nil {
+		return
+	}
+	delete(l.channels, ev.Channel)
+	err := ev.Err
+	if err == nil {
+		err = sansio.ErrChannelClosed
+	}
+	for tag, cons := range st.consumers {
+		cons.Queue.Close(err)
+		delete(st.consumers, tag)
+	}
+	for _, p := range st.handles {
+		if p != nil { // the core failed them already; this is a safety net
+			p.settle(sansio.ConfirmFailed, err)
+		}
+	}
+	st.ch.Outcomes.Close(err)
+	st.ch.Returns.Close(err)
+	st.ch.Flows.Close(err)
+	if gate := st.ch.flow.Swap(nil); gate != nil {
+		close(*gate)
+	}
+	st.ch.cancel(err)
+}

@@ -1,0 +1,284 @@
+package actor
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/amqproto/amqproto/internal/sansio"
+)
+
+// waiter is a caller waiting for the reply to the request with its token.
+type waiter struct {
+	req       request
+	abandoned bool  // the caller gave up; clean up when the reply comes
+	reason    error // why the loop itself cancelled a consumer
+}
+
+// chanState is the loop's view of one channel.
+type chanState struct {
+	ch        *Channel
+	consumers map[string]*Consumer
+	prefetch  uint16
+	// handles holds the publishes awaiting a confirm, handles[i] having
+	// sequence number base+i.
+	handles []*Publishing
+	base    uint64
+}
+
+// loop is the state owned by the loop goroutine. Nothing else touches it.
+type loop struct {
+	c    *Conn
+	core *sansio.Conn
+
+	waiters  map[uint64]*waiter
+	channels map[uint16]*chanState
+	inbuf    []byte
+	finished bool
+	cause    error
+
+	// I/O goroutines.
+	readCh   chan []byte // reader → loop: bytes read
+	readErr  chan error  // reader → loop: the read error that ended it
+	freeBufs chan []byte // loop → reader: buffers to read into again
+	writeCh  chan []byte // loop → writer: bytes to write; at most one outstanding
+	wrote    chan writeResult
+	stop     chan struct{} // closed by the loop when it ends
+	ioDone   chan struct{} // closed by each I/O goroutine... counted in ioExited
+	writing  bool
+	spare    []byte
+	inFlight int // bytes handed to the writer and not yet written
+	timer    *time.Timer
+}
+
+type writeResult struct {
+	buf []byte
+	err error
+}
+
+func newLoop(c *Conn) *loop {
+	return &loop{
+		c:        c,
+		core:     sansio.NewConn(c.cfg.Core),
+		waiters:  make(map[uint64]*waiter),
+		channels: make(map[uint16]*chanState),
+		readCh:   make(chan []byte),
+		readErr:  make(chan error, 1),
+		freeBufs: make(chan []byte, 4),
+		writeCh:  make(chan []byte, 1),
+		wrote:    make(chan writeResult, 1),
+		stop:     make(chan struct{}),
+		ioDone:   make(chan struct{}, 2),
+	}
+}
+
+func (l *loop) run() {
+	// The reader and writer goroutines are owned by the loop. The reader
+	// exits when a read fails (the loop closes the socket to make it) or
+	// l.stop closes; the writer exits when l.writeCh closes. The loop waits
+	// for both before closing c.done.
+	go l.reader()
+	go l.writer()
+	l.timer = time.NewTimer(time.Hour)
+	l.timer.Stop()
+	l.core.Start(now())
+	l.afterEach()
+	for !l.finished {
+		l.step()
+		l.afterEach()
+	}
+	l.shutdown()
+}
+
+// step waits for one thing to happen and handles it.
+func (l *loop) step() {
+	c := l.c
+	var pubs chan request
+	if l.core.IsOpen() && l.core.OutgoingLen()+l.inFlight < c.cfg.MaxOutgoing {
+		pubs = c.pubs
+	}
+	select {
+	case p := <-l.readCh:
+		l.receive(p)
+	case err := <-l.readErr:
+		l.core.ConnectionLost(err)
+	case req := <-c.reqs:
+		l.handle(req)
+	case req := <-pubs:
+		l.publish(req)
+		l.morePublishes()
+	case cr := <-c.cancels:
+		l.abandon(cr)
+	case res := <-l.wrote:
+		l.writeDone(res)
+	case <-l.timer.C:
+		l.core.HandleTimeout(now())
+	case <-c.ctx.Done():
+		l.core.ConnectionLost(context.Cause(c.ctx))
+	}
+}
+
+// morePublishes takes the publishes already queued, up to the byte bound,
+// so that a burst costs one pass over events and one write.
+func (l *loop) morePublishes() {
+	for i := 0; i < 256 && l.core.OutgoingLen()+l.inFlight < l.c.cfg.MaxOutgoing; i++ {
+		select {
+		case req := <-l.c.pubs:
+			l.publish(req)
+		default:
+			return
+		}
+	}
+}
+
+// afterEach runs after every step: hand events to their receivers, start
+// a write if the writer is idle, and re-arm the heartbeat timer.
+func (l *loop) afterEach() {
+	l.dispatch()
+	l.flush()
+	if d := l.core.Deadline(); !d.IsZero() {
+		l.timer.Reset(max(time.Until(d), 0))
+	} else {
+		l.timer.Stop()
+	}
+}
+
+func (l *loop) receive(p []byte) {
+	t := now()
+	if len(l.inbuf) == 0 {
+		n := l.core.Receive(t, p)
+		l.inbuf = append(l.inbuf, p[n:]...)
+	} else {
+		l.inbuf = append(l.inbuf, p...)
+		n := l.core.Receive(t, l.inbuf)
+		l.inbuf = l.inbuf[:copy(l.inbuf, l.inbuf[n:])]
+	}
+	select {
+	case l.freeBufs <- p[:cap(p)]:
+	default:
+	}
+}
+
+func (l *loop) flush() {
+	if l.writing || !l.core.HasOutgoing() {
+		return
+	}
+	buf := l.core.TakeOutgoing(now(), l.spare)
+	l.spare = nil
+	l.writing = true
+	l.inFlight = len(buf)
+	l.writeCh <- buf // never blocks: capacity 1 and at most one write outstanding
+}
+
+func (l *loop) writeDone(res writeResult) {
+	l.writing = false
+	l.inFlight = 0
+	l.spare = res.buf[:0]
+	if res.err != nil {
+		l.core.ConnectionLost(res.err)
+	}
+}
+
+// reader only reads: it hands each chunk to the loop and reuses the buffers
+// the loop gives back.
+func (l *loop) reader() {
+	defer func() { l.ioDone <- struct{}{} }()
+	for {
+		var buf []byte
+		select {
+		case buf = <-l.freeBufs:
+		default:
+			buf = make([]byte, readChunk)
+		}
+		n, err := l.c.nc.Read(buf)
+		if n > 0 {
+			select {
+			case l.readCh <- buf[:n]:
+			case <-l.stop:
+				return
+			}
+		}
+		if err != nil {
+			select {
+			case l.readErr <- err:
+			case <-l.stop:
+			}
+			return
+		}
+	}
+}
+
+// writer only writes: one buffer at a time, each holding every frame that
+// was queued when the previous write finished.
+func (l *loop) writer() {
+	defer func() { l.ioDone <- struct{}{} }()
+	for buf := range l.writeCh {
+		_, err := l.c.nc.Write(buf)
+		l.wrote <- writeResult{buf: buf, err: err} // capacity 1: never blocks
+	}
+}
+
+// shutdown runs once the Conn has ended: it flushes the last frames (a
+// close or close-ok) briefly, closes the socket, waits for the I/O
+// goroutines, and fails everything still waiting.
+func (l *loop) shutdown() {
+	c := l.c
+	deadline := now().Add(time.Second)
+	_ = c.nc.SetWriteDeadline(deadline)
+	if l.writing {
+		l.writeDone(<-l.wrote)
+	}
+	if l.core.HasOutgoing() && !errors.Is(l.cause, errWriteFailed) {
+		l.writing = true
+		l.writeCh <- l.core.TakeOutgoing(now(), nil)
+		<-l.wrote
+	}
+	close(l.writeCh)
+	close(l.stop)
+	_ = c.nc.Close()
+	<-l.ioDone
+	<-l.ioDone
+	l.timer.Stop()
+
+	closeErr := l.cause
+	if closeErr == nil {
+		closeErr = sansio.ErrConnectionClosed
+	}
+	for token, w := range l.waiters {
+		l.reply(w, Result{Err: closeErr})
+		delete(l.waiters, token)
+	}
+	c.Blockings.Close(closeErr)
+	c.err = l.cause
+	c.cancel(closeErr)
+	// Publishers hold pubMu's read lock while they hand over a publish; once
+	// pubsClosed is set under the write lock, none can land in c.pubs after
+	// the drain below.
+	c.pubMu.Lock()
+	c.pubsClosed = true
+	c.pubMu.Unlock()
+	l.drainRequests(closeErr)
+	close(c.done)
+}
+
+var errWriteFailed = errors.New("write failed")
+
+// drainRequests fails requests that were queued but never handled, and
+// returns pooled frames.
+func (l *loop) drainRequests(err error) {
+	for {
+		select {
+		case req := <-l.c.reqs:
+			if req.reply != nil {
+				req.reply <- Result{Err: err}
+			}
+		case req := <-l.c.pubs:
+			if req.pub != nil {
+				req.pub.settle(sansio.ConfirmFailed, err)
+			}
+			l.c.putFrames(req.frames)
+		default:
+			return
+		}
+	}
+}

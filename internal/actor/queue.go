@@ -1,0 +1,90 @@
+package actor
+
+import "sync"
+
+// Queue hands values from the loop to one consuming goroutine without ever
+// blocking the loop: Push appends under a short lock and signals. The
+// consumer takes everything queued at once with Take, so one lock and one
+// wake-up cover a whole batch. Bounds are enforced by the loop, which reads
+// Len.
+type Queue[T any] struct {
+	mu     sync.Mutex
+	items  []T
+	closed bool
+	err    error
+	signal chan struct{} // capacity 1: "something changed"
+}
+
+// NewQueue returns an empty, open queue.
+func NewQueue[T any]() *Queue[T] {
+	return &Queue[T]{signal: make(chan struct{}, 1)}
+}
+
+func (q *Queue[T]) notify() {
+	select {
+	case q.signal <- struct{}{}:
+	default:
+	}
+}
+
+// Push appends v. It reports false, and drops nothing, only when the queue
+// was closed: the caller keeps v.
+func (q *Queue[T]) Push(v T) bool {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return false
+	}
+	q.items = append(q.items, v)
+	q.mu.Unlock()
+	q.notify()
+	return true
+}
+
+// push is Push for the loop: it returns the number of values now queued,
+// or -1 when the queue is closed.
+func (q *Queue[T]) push(v T) int {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return -1
+	}
+	q.items = append(q.items, v)
+	n := len(q.items)
+	q.mu.Unlock()
+	q.notify()
+	return n
+}
+
+// Len returns the number of values waiting.
+func (q *Queue[T]) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items)
+}
+
+// Close marks the end of the values with err; values already queued can
+// still be taken. Closing twice keeps the first error.
+func (q *Queue[T]) Close(err error) {
+	q.mu.Lock()
+	if !q.closed {
+		q.closed, q.err = true, err
+	}
+	q.mu.Unlock()
+	q.notify()
+}
+
+// Signal is ready when values were pushed or the queue was closed since the
+// last Take.
+func (q *Queue[T]) Signal() <-chan struct{} { return q.signal }
+
+// Take returns every queued value, with closed set when the queue is closed
+// and err its close error. It keeps spare, cleared, as the queue's next
+// storage, so a consumer alternating two slices does not allocate.
+func (q *Queue[T]) Take(spare []T) (items []T, closed bool, err error) {
+	clear(spare)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	items, q.items = q.items, spare[:0]
+	return items, q.closed, q.err
+}
