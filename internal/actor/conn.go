@@ -64,13 +64,13 @@ type Conn struct {
 	serverProps sansio.Table
 	connected   chan struct{}
 
-	ctx    context.Context // cancelled with the close cause when the connection ends
-	cancel context.CancelCauseFunc
+	ctx       context.Context // cancelled with the close cause when the connection ends
+	cancel    context.CancelCauseFunc
 	closed    atomic.Bool   // Close was called
 	closing   chan struct{} // closed when Close is called
 	closeOnce sync.Once
-	done   chan struct{} // closed when the loop and both I/O goroutines exited
-	err    error         // why the connection ended; set before done closes
+	done      chan struct{} // closed when the loop and both I/O goroutines exited
+	err       error         // why the connection ended; set before done closes
 
 	// blocked is non-nil while the broker blocks publishers
 	// (connection.blocked); it is closed and cleared when unblocked.
@@ -84,7 +84,7 @@ type Conn struct {
 	// drain: publishers take the read lock, the ending loop the write lock.
 	pubMu      sync.RWMutex
 	pubsClosed bool
-	framePool sync.Pool
+	framePool  sync.Pool
 }
 
 // Blocking is a connection.blocked or connection.unblocked notification.
@@ -119,18 +119,18 @@ const (
 )
 
 type request struct {
-	kind    reqKind
-	ch      *Channel
-	m       sansio.Method
-	frames  *[]byte
-	pub     *Publishing
-	pubM    sansio.BasicPublish
-	size    int
-	cons    *Consumer
-	secret  []byte
-	reason  string
-	reply   chan Result
-	token   uint64
+	kind   reqKind
+	ch     *Channel
+	m      sansio.Method
+	frames *[]byte
+	pub    *Publishing
+	pubM   sansio.BasicPublish
+	size   int
+	cons   *Consumer
+	secret []byte
+	reason string
+	reply  chan Result
+	token  uint64
 }
 
 type cancelReq struct {
