@@ -171,21 +171,33 @@ func (ch *Channel) Publish(ctx context.Context, m *sansio.BasicPublish, props *s
 		return err
 	}
 	*frames = out
-	req := request{kind: reqPublish, ch: ch, frames: frames, pub: pub, pubM: *m, size: len(body)}
+	weight := int64(min(len(out), c.cfg.MaxOutgoing))
+	if err := c.queued.Acquire(ctx, weight); err != nil {
+		c.putFrames(frames)
+		return context.Cause(ctx)
+	}
+	req := request{kind: reqPublish, ch: ch, frames: frames, pub: pub, pubM: *m, size: len(body), weight: weight}
+	if err := c.handOver(ctx, ch, req); err != nil {
+		c.queued.Release(weight)
+		c.putFrames(frames)
+		return err
+	}
+	return nil
+}
+
+// handOver gives a publish to the loop.
+func (c *Conn) handOver(ctx context.Context, ch *Channel, req request) error {
 	c.pubMu.RLock()
 	defer c.pubMu.RUnlock()
 	if c.pubsClosed {
-		c.putFrames(frames)
 		return c.closedErr()
 	}
 	select {
 	case c.pubs <- req:
 		return nil
 	case <-ctx.Done():
-		c.putFrames(frames)
 		return context.Cause(ctx)
 	case <-ch.ctx.Done():
-		c.putFrames(frames)
 		return ch.Err()
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/amqproto/amqproto/internal/sansio"
 )
 
@@ -48,6 +50,8 @@ var ErrConsumerCancelled = errors.New("amqp: consumer cancelled")
 // example because its queue was deleted.
 var ErrCancelledByBroker = errors.New("amqp: consumer cancelled by the broker")
 
+var errCloseTimeout = errors.New("amqp: the broker did not confirm the close in time")
+
 // Conn is one AMQP connection run by an actor. Its methods are safe for
 // concurrent use.
 type Conn struct {
@@ -80,6 +84,10 @@ type Conn struct {
 	Blockings *Queue[Blocking]
 
 	nextToken atomic.Uint64
+	// queued bounds the bytes of publishes handed to the loop but not yet
+	// in the core's outgoing buffer; the loop bounds the rest by not taking
+	// publishes while that buffer is full.
+	queued *semaphore.Weighted
 	// pubMu guards handing publishes to c.pubs against the loop's final
 	// drain: publishers take the read lock, the ending loop the write lock.
 	pubMu      sync.RWMutex
@@ -126,6 +134,7 @@ type request struct {
 	pub    *Publishing
 	pubM   sansio.BasicPublish
 	size   int
+	weight int64 // of c.queued, held until the loop takes the publish
 	cons   *Consumer
 	secret []byte
 	reason string
@@ -163,6 +172,7 @@ func Dial(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error) {
 		closing:   make(chan struct{}),
 		done:      make(chan struct{}),
 		Blockings: NewQueue[Blocking](),
+		queued:    semaphore.NewWeighted(int64(cfg.MaxOutgoing)),
 	}
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
 	l := newLoop(c)
@@ -215,12 +225,24 @@ func (c *Conn) abort(cause error) {
 	c.cancel(cause)
 }
 
+// CloseTimeout bounds the wait for the broker's close-ok when Close is
+// called with a context that has no deadline.
+const CloseTimeout = 10 * time.Second
+
 // Close closes the connection with the close handshake and returns when all
-// its goroutines have exited. When ctx ends first, the socket is closed
-// without waiting for the broker.
+// its goroutines have exited. When ctx ends first, or the broker does not
+// answer within CloseTimeout, the socket is closed without waiting more.
 func (c *Conn) Close(ctx context.Context) error {
+	// A connection that had already ended (the broker closed it, the
+	// socket failed) before the first Close reports why.
+	endedFirst := c.ctx.Err() != nil && !c.closed.Load()
 	c.closed.Store(true)
 	c.closeOnce.Do(func() { close(c.closing) })
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, CloseTimeout, errCloseTimeout)
+		defer cancel()
+	}
 	select {
 	case c.reqs <- request{kind: reqCloseConn}:
 	case <-c.done:
@@ -232,7 +254,7 @@ func (c *Conn) Close(ctx context.Context) error {
 		c.abort(context.Cause(ctx))
 		<-c.done
 	}
-	if errors.Is(c.err, sansio.ErrConnectionClosed) && c.closedByUs() {
+	if !endedFirst && errors.Is(c.err, sansio.ErrConnectionClosed) && c.closedByUs() {
 		return nil
 	}
 	return c.err

@@ -8,6 +8,9 @@ import (
 
 // handle starts what a caller asked for.
 func (l *loop) handle(req request) {
+	if req.kind == reqCloseConn || req.kind == reqCloseChannel || (req.kind == reqCall && sansio.ExpectsReply(req.m)) {
+		l.publishesFirst()
+	}
 	switch req.kind {
 	case reqCloseConn:
 		l.core.Close(sansio.ReplySuccess, "closed by the client")
@@ -70,6 +73,7 @@ func (l *loop) start(req request, id uint16, m sansio.Method) {
 }
 
 func (l *loop) publish(req request) {
+	l.c.queued.Release(req.weight) // held until the loop takes the publish
 	defer l.c.putFrames(req.frames)
 	seq, err := l.core.PublishEncoded(req.ch.id, &req.pubM, req.size, *req.frames)
 	if req.pub == nil {
@@ -90,6 +94,24 @@ func (l *loop) publish(req request) {
 		st.base = seq
 	}
 	st.handles = append(st.handles, req.pub)
+}
+
+// publishesFirst takes the publishes already handed over, so that a close
+// or a synchronous method asked for after Publish returned goes out after
+// it: a close does not discard it, a tx.commit covers it. c.pubs and c.reqs
+// are separate channels and select picks between them at random, so
+// without this the later request could overtake. The frames are already
+// encoded and in memory, so MaxOutgoing is not checked; only what was
+// queued when the request came is taken.
+func (l *loop) publishesFirst() {
+	for n := len(l.c.pubs); n > 0; n-- {
+		select {
+		case req := <-l.c.pubs:
+			l.publish(req)
+		default:
+			return
+		}
+	}
 }
 
 // abandon handles a caller that stopped waiting: a request still queued is

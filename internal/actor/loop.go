@@ -277,6 +277,7 @@ func (l *loop) drainRequests(err error) {
 				req.pub.settle(sansio.ConfirmFailed, err)
 			}
 			l.c.putFrames(req.frames)
+			l.c.queued.Release(req.weight)
 		default:
 			return
 		}

@@ -443,7 +443,11 @@ func (ch *channel) contentFrame(c *Conn, f Frame, m Method) error {
 		return errorf(FrameError, "body frames on channel %d exceed the announced %d bytes", ch.id, ch.bodySize)
 	}
 	if ch.msg.Body == nil && uint64(len(f.Payload)) == ch.bodySize {
-		ch.msg.Body = append(make([]byte, 0, len(f.Payload)), f.Payload...)
+		// make+copy compiles to runtime.makeslicecopy, which does not
+		// zero the memory it is about to overwrite.
+		body := make([]byte, len(f.Payload))
+		copy(body, f.Payload)
+		ch.msg.Body = body
 	} else {
 		ch.msg.Body = append(ch.msg.Body, f.Payload...)
 	}

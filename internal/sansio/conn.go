@@ -3,6 +3,7 @@ package sansio
 import (
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"slices"
 	"strings"
@@ -93,6 +94,7 @@ type Conn struct {
 	frameLimit  uint32
 	lastRecv    time.Time
 	lastSend    time.Time
+	held        int // bytes Receive left unused last time; the driver passes them again
 
 	// channels is indexed by channel number; channels[0] is the connection's
 	// own queue of requests (update-secret).
@@ -182,9 +184,17 @@ func (c *Conn) TakeOutgoing(now time.Time, spare []byte) []byte {
 // p. After EventConnectionClosed, Receive discards its input.
 func (c *Conn) Receive(now time.Time, p []byte) int {
 	n := 0
+	// Any new byte shows the broker is alive, even in the middle of a
+	// large frame on a slow link: p holds held bytes from last time plus
+	// what arrived since.
+	if len(p) > c.held {
+		c.lastRecv = now
+	}
+	c.held = 0
 	if c.state == stateAwaitStart && len(p) > 0 && p[0] == 'A' {
 		version, ok, need := ParseProtocolHeader(p)
 		if need {
+			c.held = len(p)
 			return 0
 		}
 		if ok {
@@ -199,10 +209,10 @@ func (c *Conn) Receive(now time.Time, p []byte) int {
 			break
 		}
 		if used == 0 {
+			c.held = len(p) - n
 			return n
 		}
 		n += used
-		c.lastRecv = now
 		c.handleFrame(f)
 	}
 	return len(p)
@@ -211,6 +221,9 @@ func (c *Conn) Receive(now time.Time, p []byte) int {
 // ConnectionLost tells the Conn that the transport failed or reached EOF
 // with err. It ends the connection unless it has ended already.
 func (c *Conn) ConnectionLost(err error) {
+	if err == nil {
+		err = io.EOF
+	}
 	switch c.state {
 	case stateClosed:
 		return
@@ -267,7 +280,7 @@ func (c *Conn) Close(code ReplyCode, text string) {
 		c.end(nil)
 		return
 	}
-	c.send(0, &ConnectionClose{ReplyCode: uint16(code), ReplyText: text})
+	c.send(0, &ConnectionClose{ReplyCode: uint16(code), ReplyText: truncate(text, 255)})
 	c.state = stateClosing
 	c.endChannels(ErrConnectionClosed)
 }
@@ -303,11 +316,20 @@ func (c *Conn) end(err error) {
 	c.emit(Event{Kind: EventConnectionClosed, Err: err})
 }
 
-// endChannels ends every open channel with err.
+// endChannels ends every open channel with err. A channel the client was
+// closing will never see its close-ok: its close request fails with err.
 func (c *Conn) endChannels(err error) {
 	for id := 1; id < len(c.channels); id++ {
-		if ch := c.channels[id]; ch != nil && !ch.ended {
+		ch := c.channels[id]
+		if ch == nil {
+			continue
+		}
+		if !ch.ended {
 			ch.finish(c, err)
+		}
+		if ch.closeWait {
+			ch.closeWait = false
+			c.emit(Event{Kind: EventReply, Channel: ch.id, Token: ch.closeToken, Err: err})
 		}
 		c.channels[id] = nil
 	}
@@ -324,6 +346,9 @@ func (c *Conn) send(channel uint16, m Method) {
 }
 
 func (c *Conn) handleFrame(f Frame) {
+	if c.state == stateClosing && f.Channel != 0 {
+		return // channels were ended when we began to close; only close and close-ok matter
+	}
 	if c.state < stateOpen && f.Type != FrameMethod && f.Type != FrameHeartbeat {
 		c.protocolError(errorf(UnexpectedFrame, "frame type %d during the handshake", f.Type), 0)
 		return
@@ -453,12 +478,19 @@ func (c *Conn) handleStart(m *ConnectionStart) {
 		c.end(&HandshakeError{Text: "SASL " + c.auth.Mechanism() + ": " + err.Error()})
 		return
 	}
-	c.send(0, &ConnectionStartOk{
+	// The Config supplies properties, mechanism and locale: a value the codec
+	// cannot encode fails the handshake instead of panicking in send.
+	out, err := AppendMethodFrame(c.out, 0, &ConnectionStartOk{
 		ClientProperties: c.clientProperties(),
 		Mechanism:        c.auth.Mechanism(),
 		Response:         resp,
 		Locale:           chooseLocale(c.cfg.Locale, string(m.Locales)),
 	})
+	if err != nil {
+		c.end(&HandshakeError{Text: "cannot encode connection.start-ok: " + err.Error()})
+		return
+	}
+	c.out = out
 	c.state = stateAwaitTune
 }
 
@@ -512,7 +544,12 @@ func (c *Conn) handleTune(m *ConnectionTune) {
 	c.tuning = t
 	c.frameLimit = t.FrameMax
 	c.send(0, &ConnectionTuneOk{ChannelMax: t.ChannelMax, FrameMax: t.FrameMax, Heartbeat: hb})
-	c.send(0, &ConnectionOpen{VirtualHost: c.cfg.Vhost})
+	out, err := AppendMethodFrame(c.out, 0, &ConnectionOpen{VirtualHost: c.cfg.Vhost})
+	if err != nil { // a vhost over 255 bytes
+		c.end(&HandshakeError{Text: "cannot encode connection.open: " + err.Error()})
+		return
+	}
+	c.out = out
 	c.state = stateAwaitOpenOk
 }
 

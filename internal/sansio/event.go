@@ -11,8 +11,9 @@ const (
 	EventConnected
 	// EventReply: the reply to the request Token on Channel. Method is the
 	// reply (a copy the receiver owns); for basic.get-ok, Message holds the
-	// message. Err is set instead when the request failed because its
-	// channel or connection ended before the reply.
+	// message. Err is set instead when the request failed: its channel or
+	// connection ended before the reply, or it could not be sent (a field
+	// the codec cannot encode, a frame over frame_max).
 	EventReply
 	// EventDelivery: Message arrived for consumer Message.ConsumerTag.
 	EventDelivery

@@ -201,10 +201,11 @@ func (g *generator) constants(cs []constant) {
 	g.p("const (")
 	for _, c := range cs {
 		switch {
+		case c.Class != "" || c.Name == "reply-success":
+			// Before the frame- prefix: frame-error is a reply code.
+			g.p("%s ReplyCode = %d", goName(c.Name), c.Value)
 		case strings.HasPrefix(c.Name, "frame-"):
 			g.p("%s = %d", goName(c.Name), c.Value)
-		case c.Class != "" || c.Name == "reply-success":
-			g.p("%s ReplyCode = %d", goName(c.Name), c.Value)
 		}
 	}
 	g.p(")")
@@ -406,6 +407,8 @@ func (g *generator) cloneSwitch(ms []*method) {
 		g.p("case *%s:", typeName(m))
 		if hasField(m, "no-wait") {
 			g.p("return !m.NoWait")
+		} else if hasField(m, "nowait") { // confirm.select spells it so
+			g.p("return !m.Nowait")
 		} else {
 			g.p("return true")
 		}

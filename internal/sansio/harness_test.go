@@ -13,7 +13,7 @@ var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 // peer is the broker's side of a transcript: it encodes what the broker
 // sends and decodes what the client sent.
 type peer struct {
-	t   *testing.T
+	t   testing.TB
 	dec Decoder
 }
 
@@ -69,7 +69,7 @@ type sent struct {
 
 // drive feeds input to c in one piece and returns the events and the sent
 // frames.
-func drive(t *testing.T, c *Conn, now time.Time, input []byte) []Event {
+func drive(t testing.TB, c *Conn, now time.Time, input []byte) []Event {
 	t.Helper()
 	n := c.Receive(now, input)
 	require.Equal(t, len(input), n, "Receive left complete input unused")
@@ -102,7 +102,7 @@ func rabbitStart() *ConnectionStart {
 
 // openConn runs a PLAIN handshake with frame_max 4096 and heartbeat hb
 // seconds, and returns the open Conn with its output drained.
-func openConn(t *testing.T, hb uint16) (*Conn, *peer) {
+func openConn(t testing.TB, hb uint16) (*Conn, *peer) {
 	t.Helper()
 	p := &peer{t: t}
 	c := NewConn(Config{Auth: []Auth{&PlainAuth{Username: "guest", Password: "guest"}}})
@@ -119,7 +119,7 @@ func openConn(t *testing.T, hb uint16) (*Conn, *peer) {
 }
 
 // openChannel opens channel 1 on c.
-func openChannel(t *testing.T, c *Conn, p *peer) uint16 {
+func openChannel(t testing.TB, c *Conn, p *peer) uint16 {
 	t.Helper()
 	id, err := c.OpenChannel(100)
 	require.NoError(t, err)
@@ -129,4 +129,73 @@ func openChannel(t *testing.T, c *Conn, p *peer) uint16 {
 	require.Equal(t, uint64(100), evs[0].Token)
 	c.TakeOutgoing(t0, nil)
 	return id
+}
+
+// guest is the PLAIN mechanism with RabbitMQ's default credentials.
+func guest() Auth { return &PlainAuth{Username: "guest", Password: "guest"} }
+
+// startConn returns a started Conn for cfg with the protocol header taken
+// from its output.
+func startConn(t testing.TB, cfg Config) (*Conn, *peer) {
+	t.Helper()
+	c := NewConn(cfg)
+	c.Start(t0)
+	got := (&peer{t: t}).frames(c.TakeOutgoing(t0, nil))
+	require.Equal(t, []sent{{header: true}}, got)
+	return c, &peer{t: t}
+}
+
+// openConnWith runs a handshake for cfg against a broker that proposes tune,
+// and returns the open Conn with its output drained.
+func openConnWith(t testing.TB, cfg Config, tune *ConnectionTune) (*Conn, *peer) {
+	t.Helper()
+	c, p := startConn(t, cfg)
+	in := p.method(0, rabbitStart())
+	in = append(in, p.method(0, tune)...)
+	in = append(in, p.method(0, &ConnectionOpenOk{})...)
+	evs := drive(t, c, t0, in)
+	require.Equal(t, []EventKind{EventConnected}, kinds(evs))
+	c.TakeOutgoing(t0, nil)
+	return c, p
+}
+
+// sent takes the client's output and decodes it.
+func (p *peer) sent(c *Conn) []sent {
+	p.t.Helper()
+	return p.frames(c.TakeOutgoing(t0, nil))
+}
+
+// sentMethods takes the client's output and returns its methods; it fails
+// when the output holds anything but method frames.
+func (p *peer) sentMethods(c *Conn) []Method {
+	p.t.Helper()
+	var ms []Method
+	for _, s := range p.sent(c) {
+		require.Equal(p.t, uint8(FrameMethod), s.frameType, "expected only method frames")
+		ms = append(ms, s.method)
+	}
+	return ms
+}
+
+// cat concatenates byte slices: a transcript's pieces.
+func cat(parts ...[]byte) []byte {
+	var b []byte
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	return b
+}
+
+func kinds(evs []Event) []EventKind {
+	var ks []EventKind
+	for _, ev := range evs {
+		ks = append(ks, ev.Kind)
+	}
+	return ks
+}
+
+// call is c.Call that must succeed.
+func call(t testing.TB, c *Conn, ch uint16, token uint64, m Method) {
+	t.Helper()
+	require.NoError(t, c.Call(ch, token, m))
 }

@@ -68,3 +68,6 @@ var errUnknownMethodType = errors.New("amqp: method type not known to the codec"
 // ExpectsReply reports whether the server answers m: it has responses and
 // its no-wait flag, if it has one, is not set.
 func ExpectsReply(m Method) bool { return expectsReply(m) }
+
+// CloneMethod returns a copy of m that later decoding does not overwrite.
+func CloneMethod(m Method) Method { return cloneMethod(m) }

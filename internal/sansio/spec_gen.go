@@ -23,7 +23,7 @@ const (
 	NotFound           ReplyCode = 404
 	ResourceLocked     ReplyCode = 405
 	PreconditionFailed ReplyCode = 406
-	FrameError                   = 501
+	FrameError         ReplyCode = 501
 	SyntaxError        ReplyCode = 502
 	CommandInvalid     ReplyCode = 503
 	ChannelError       ReplyCode = 504
@@ -3198,7 +3198,7 @@ func expectsReply(m Method) bool {
 	case *TxRollback:
 		return true
 	case *ConfirmSelect:
-		return true
+		return !m.Nowait
 	}
 	return false
 }

@@ -1,0 +1,335 @@
+package actor
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"net"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/amqproto/amqproto/internal/sansio"
+	"github.com/stretchr/testify/require"
+)
+
+func TestCloseRunsHandshakeAndStopsGoroutines(t *testing.T) {
+	c, scriptDone := pipeConn(t, Config{}, func(b *fakeBroker) {
+		b.handshake(0)
+		b.answerClose()
+	})
+	require.Equal(t, "fake", c.ServerProperties()["product"])
+	require.NoError(t, c.Close(context.Background()))
+	<-scriptDone
+	require.ErrorIs(t, context.Cause(c.Context()), sansio.ErrConnectionClosed)
+}
+
+func TestDialHonoursContextWhenBrokerIsSilent(t *testing.T) {
+	client, server := net.Pipe()
+	defer server.Close()
+	go func() { // drains what the client sends; exits when the pipe closes
+		buf := make([]byte, 64)
+		for {
+			if _, err := server.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := Dial(ctx, client, Config{Core: sansio.Config{Auth: []sansio.Auth{sansio.ExternalAuth{}}}})
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+}
+
+func TestMalformedFrameClosesConnectionWithFrameError(t *testing.T) {
+	sawClose := make(chan *sansio.ConnectionClose, 1)
+	c, _ := pipeConn(t, Config{}, func(b *fakeBroker) {
+		b.handshake(0)
+		frame, _ := sansio.AppendMethodFrame(nil, 0, &sansio.ConnectionBlocked{Reason: "x"})
+		frame[len(frame)-1] = 0 // not 0xCE
+		b.write(frame)
+		sawClose <- expect[*sansio.ConnectionClose](b)
+	})
+	<-c.Done()
+	var ce *sansio.CloseError
+	require.ErrorAs(t, c.Err(), &ce)
+	require.Equal(t, sansio.FrameError, ce.Code)
+	require.Equal(t, uint16(sansio.FrameError), (<-sawClose).ReplyCode)
+}
+
+func TestOversizedFrameIsRejectedBeforeBuffering(t *testing.T) {
+	c, _ := pipeConn(t, Config{}, func(b *fakeBroker) {
+		b.handshake(0)
+		header := []byte{sansio.FrameBody, 0, 1, 0, 0, 0, 0}
+		binary.BigEndian.PutUint32(header[3:], 1<<30) // announces 1 GiB, sends 7 bytes
+		b.write(header)
+		expect[*sansio.ConnectionClose](b)
+	})
+	<-c.Done()
+	require.ErrorIs(t, c.Err(), sansio.ErrFrameError)
+}
+
+func TestSilentBrokerIsDeclaredDeadAfterTwoHeartbeats(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		c, _ := pipeConn(t, Config{}, func(b *fakeBroker) {
+			b.handshake(1)
+			for { // read the client's heartbeats, never answer
+				if _, err := b.next(); err != nil {
+					return
+				}
+			}
+		})
+		<-c.Done()
+		require.ErrorIs(t, c.Err(), sansio.ErrHeartbeatTimeout)
+		elapsed := time.Since(start)
+		require.GreaterOrEqual(t, elapsed, 2*time.Second)
+		require.Less(t, elapsed, 3*time.Second)
+	})
+}
+
+func TestIdleConnectionWithHeartbeatsStaysUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, _ := pipeConn(t, Config{}, func(b *fakeBroker) {
+			b.handshake(1)
+			for { // answer every heartbeat with one, like RabbitMQ
+				r, err := b.next()
+				if err != nil {
+					return
+				}
+				if r.typ == sansio.FrameHeartbeat {
+					b.write(sansio.AppendHeartbeat(nil))
+				}
+				if _, ok := r.method.(*sansio.ConnectionClose); ok {
+					b.send(0, &sansio.ConnectionCloseOk{})
+					return
+				}
+			}
+		})
+		time.Sleep(10 * time.Second)
+		require.NoError(t, c.Context().Err())
+		require.NoError(t, c.Close(context.Background()))
+	})
+}
+
+func TestCancelledCallIsWithdrawnAndLateReplyDropped(t *testing.T) {
+	firstSeen := make(chan struct{})
+	release := make(chan struct{})
+	c, _ := pipeConn(t, Config{}, func(b *fakeBroker) {
+		b.handshake(0)
+		id := b.openChannel()
+		first := expect[*sansio.QueueDeclare](b)
+		close(firstSeen)
+		<-release
+		b.send(id, &sansio.QueueDeclareOk{Queue: first.Queue})
+		// "b" was withdrawn: the next request on the wire is "c".
+		third := expect[*sansio.QueueDeclare](b)
+		require.Equal(t, "c", third.Queue)
+		b.send(id, &sansio.QueueDeclareOk{Queue: third.Queue})
+		// A sent request whose caller gives up: its reply is dropped.
+		fourth := expect[*sansio.QueueDeclare](b)
+		<-release
+		b.send(id, &sansio.QueueDeclareOk{Queue: fourth.Queue})
+		fifth := expect[*sansio.QueueDeclare](b)
+		b.send(id, &sansio.QueueDeclareOk{Queue: fifth.Queue})
+		b.answerClose()
+	})
+	ch, err := c.OpenChannel(context.Background())
+	require.NoError(t, err)
+
+	firstDone := make(chan Result, 1)
+	go func() { firstDone <- ch.Call(context.Background(), &sansio.QueueDeclare{Queue: "a"}) }()
+	<-firstSeen
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	r := ch.Call(ctx, &sansio.QueueDeclare{Queue: "b"})
+	cancel()
+	require.ErrorIs(t, r.Err, context.DeadlineExceeded)
+	release <- struct{}{}
+	require.Equal(t, "a", (<-firstDone).Method.(*sansio.QueueDeclareOk).Queue)
+	r = ch.Call(context.Background(), &sansio.QueueDeclare{Queue: "c"})
+	require.NoError(t, r.Err)
+	require.Equal(t, "c", r.Method.(*sansio.QueueDeclareOk).Queue)
+
+	ctx, cancel = context.WithTimeout(context.Background(), 20*time.Millisecond)
+	r = ch.Call(ctx, &sansio.QueueDeclare{Queue: "d"})
+	cancel()
+	require.ErrorIs(t, r.Err, context.DeadlineExceeded)
+	close(release)
+	r = ch.Call(context.Background(), &sansio.QueueDeclare{Queue: "e"})
+	require.NoError(t, r.Err)
+	require.Equal(t, "e", r.Method.(*sansio.QueueDeclareOk).Queue)
+}
+
+func TestConsumerThatNeverReadsStallsOnlyItself(t *testing.T) {
+	c, _ := pipeConn(t, Config{}, func(b *fakeBroker) {
+		b.handshake(0)
+		ch1 := b.openChannel()
+		consume := expect[*sansio.BasicConsume](b)
+		b.send(ch1, &sansio.BasicConsumeOk{ConsumerTag: consume.ConsumerTag})
+		ch2 := b.openChannel()
+		expect[*sansio.ConfirmSelect](b)
+		b.send(ch2, &sansio.ConfirmSelectOk{})
+		for i := range 1000 {
+			b.deliver(ch1, consume.ConsumerTag, uint64(i+1), make([]byte, 1024))
+		}
+		expect[*sansio.BasicPublish](b)
+		b.send(ch2, &sansio.BasicAck{DeliveryTag: 1})
+		b.answerClose()
+	})
+	ctx := context.Background()
+	ch1, err := c.OpenChannel(ctx)
+	require.NoError(t, err)
+	cons, err := ch1.Consume(ctx, &sansio.BasicConsume{Queue: "q", ConsumerTag: "slow"})
+	require.NoError(t, err)
+	ch2, err := c.OpenChannel(ctx)
+	require.NoError(t, err)
+	require.NoError(t, ch2.Call(ctx, &sansio.ConfirmSelect{}).Err)
+	var p Publishing
+	p.Init()
+	require.NoError(t, ch2.Publish(ctx, &sansio.BasicPublish{RoutingKey: "q"}, &sansio.Properties{}, []byte("x"), &p))
+	<-p.Done()
+	require.Equal(t, sansio.ConfirmAck, p.Outcome)
+	require.Equal(t, 1000, cons.Queue.Len()) // nothing dropped
+}
+
+func TestLoopKeepsReceivingWhileTheSocketIsNotRead(t *testing.T) {
+	stalled := make(chan struct{})
+	resume := make(chan struct{})
+	c, _ := pipeConn(t, Config{MaxOutgoing: 64 << 10}, func(b *fakeBroker) {
+		b.handshake(0)
+		id := b.openChannel()
+		expect[*sansio.ConfirmSelect](b)
+		b.send(id, &sansio.ConfirmSelectOk{})
+		expect[*sansio.BasicPublish](b)
+		close(stalled) // stop reading: the client's writes now block
+		b.send(id, &sansio.BasicAck{DeliveryTag: 1})
+		<-resume
+		b.answerClose()
+	})
+	ctx := context.Background()
+	ch, err := c.OpenChannel(ctx)
+	require.NoError(t, err)
+	require.NoError(t, ch.Call(ctx, &sansio.ConfirmSelect{}).Err)
+	var first Publishing
+	first.Init()
+	require.NoError(t, ch.Publish(ctx, &sansio.BasicPublish{RoutingKey: "q"}, &sansio.Properties{}, []byte("1"), &first))
+	<-stalled
+	body := make([]byte, 16<<10)
+	var err2 error
+	for i := 0; i < 100 && err2 == nil; i++ {
+		pctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		var p Publishing
+		p.Init()
+		err2 = ch.Publish(pctx, &sansio.BasicPublish{RoutingKey: "q"}, &sansio.Properties{}, body, &p)
+		cancel()
+	}
+	require.ErrorIs(t, err2, context.DeadlineExceeded, "the outgoing bound must make publishers wait")
+	<-first.Done() // the broker's ack arrived while our writes were stuck
+	require.Equal(t, sansio.ConfirmAck, first.Outcome)
+	close(resume)
+}
+
+func TestBlockedConnectionMakesPublishersWait(t *testing.T) {
+	unblock := make(chan struct{})
+	c, _ := pipeConn(t, Config{}, func(b *fakeBroker) {
+		b.handshake(0)
+		b.openChannel()
+		b.send(0, &sansio.ConnectionBlocked{Reason: "low on memory"})
+		<-unblock
+		b.send(0, &sansio.ConnectionUnblocked{})
+		expect[*sansio.BasicPublish](b)
+		b.answerClose()
+	})
+	ctx := context.Background()
+	ch, err := c.OpenChannel(ctx)
+	require.NoError(t, err)
+	<-c.Blockings.Signal()
+	items, _, _ := c.Blockings.Take(nil)
+	require.Equal(t, []Blocking{{Blocked: true, Reason: "low on memory"}}, items)
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+	defer cancel()
+	err = ch.Publish(pctx, &sansio.BasicPublish{RoutingKey: "q"}, &sansio.Properties{}, []byte("x"), nil)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	close(unblock)
+	require.NoError(t, ch.Publish(ctx, &sansio.BasicPublish{RoutingKey: "q"}, &sansio.Properties{}, []byte("x"), nil))
+}
+
+func TestConsumerOverflowEndsConsumerWithoutDropping(t *testing.T) {
+	c, _ := pipeConn(t, Config{ConsumerBuffer: 10}, func(b *fakeBroker) {
+		b.handshake(0)
+		id := b.openChannel()
+		consume := expect[*sansio.BasicConsume](b)
+		b.send(id, &sansio.BasicConsumeOk{ConsumerTag: consume.ConsumerTag})
+		for i := range 50 {
+			b.deliver(id, consume.ConsumerTag, uint64(i+1), []byte("m"))
+		}
+		cancel := expect[*sansio.BasicCancel](b)
+		b.send(id, &sansio.BasicCancelOk{ConsumerTag: cancel.ConsumerTag})
+		b.answerClose()
+	})
+	ctx := context.Background()
+	ch, err := c.OpenChannel(ctx)
+	require.NoError(t, err)
+	cons, err := ch.Consume(ctx, &sansio.BasicConsume{Queue: "q", ConsumerTag: "t", NoAck: true})
+	require.NoError(t, err)
+	var got []sansio.Message
+	for {
+		<-cons.Queue.Signal()
+		items, closed, err := cons.Queue.Take(nil)
+		got = append(got, items...)
+		if closed {
+			require.ErrorIs(t, err, ErrConsumerOverflow)
+			break
+		}
+	}
+	require.Len(t, got, 50)
+}
+
+func TestBrokerChannelErrorEndsOnlyThatChannel(t *testing.T) {
+	c, _ := pipeConn(t, Config{}, func(b *fakeBroker) {
+		b.handshake(0)
+		ch1 := b.openChannel()
+		ch2 := b.openChannel()
+		expect[*sansio.QueueDeclare](b)
+		b.send(ch1, &sansio.ChannelClose{ReplyCode: 404, ReplyText: "NOT_FOUND - no queue 'x'", ClassID: 50, MethodID: 10})
+		expect[*sansio.ChannelCloseOk](b)
+		expect[*sansio.QueueDeclare](b)
+		b.send(ch2, &sansio.QueueDeclareOk{Queue: "y"})
+		b.answerClose()
+	})
+	ctx := context.Background()
+	ch1, err := c.OpenChannel(ctx)
+	require.NoError(t, err)
+	ch2, err := c.OpenChannel(ctx)
+	require.NoError(t, err)
+	r := ch1.Call(ctx, &sansio.QueueDeclare{Queue: "x", Passive: true})
+	require.ErrorIs(t, r.Err, sansio.ErrNotFound)
+	require.ErrorIs(t, r.Err, sansio.ErrChannelClosed)
+	require.ErrorIs(t, ch1.Err(), sansio.ErrNotFound)
+	require.ErrorIs(t, ch1.Call(ctx, &sansio.QueueDeclare{Queue: "z"}).Err, sansio.ErrChannelClosed)
+	require.NoError(t, ch2.Call(ctx, &sansio.QueueDeclare{Queue: "y"}).Err)
+}
+
+func TestPublishesPendingAtConnectionLossFailOnce(t *testing.T) {
+	c, _ := pipeConn(t, Config{}, func(b *fakeBroker) {
+		b.handshake(0)
+		id := b.openChannel()
+		expect[*sansio.ConfirmSelect](b)
+		b.send(id, &sansio.ConfirmSelectOk{})
+		expect[*sansio.BasicPublish](b)
+		// The broker vanishes without a word.
+	})
+	ctx := context.Background()
+	ch, err := c.OpenChannel(ctx)
+	require.NoError(t, err)
+	require.NoError(t, ch.Call(ctx, &sansio.ConfirmSelect{}).Err)
+	var p Publishing
+	p.Init()
+	require.NoError(t, ch.Publish(ctx, &sansio.BasicPublish{RoutingKey: "q"}, &sansio.Properties{}, []byte("x"), &p))
+	<-p.Done()
+	require.Equal(t, sansio.ConfirmFailed, p.Outcome)
+	require.ErrorIs(t, p.Err, sansio.ErrConnectionClosed)
+	<-c.Done()
+	require.Error(t, c.Err())
+	require.False(t, errors.Is(c.Err(), sansio.ErrChannelClosed))
+}
