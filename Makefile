@@ -14,7 +14,7 @@ ifdef CI
 export CI
 endif
 
-.PHONY: all broker broker-down broker-status test demo fmt vet
+.PHONY: all broker broker-down broker-status test demo bench fmt vet
 
 all: vet test
 
@@ -37,6 +37,12 @@ demo: broker
 	set -x; \
 	$(GO) run ./cmd/amqpsend --queue hello --declare "Hello from amqproto"; \
 	amqp-get -u 'amqp://guest:guest@127.0.0.1:5672/%2f' -q hello
+
+# bench compares this client with rabbitmq/amqp091-go (bench/ is a module of
+# its own, so the library never depends on amqp091-go), e.g.
+# make bench BENCHFLAGS='-only a,b -scale 0.1 -json /tmp/bench.json'
+bench: broker
+	cd bench && $(GO) run . $(BENCHFLAGS)
 
 fmt:
 	$(GO) fmt ./...

@@ -15,10 +15,11 @@ import (
 //
 //	amqp[s]://[user[:password]@]host[:port][/vhost][?query]
 //
-// The user, password and vhost are percent-decoded. An absent path means
-// the default vhost "/"; "/%2f" is also "/"; "/" (an empty vhost name) is
-// the vhost "" as the spec says, which RabbitMQ does not have. String never
-// shows the password.
+// The user, password and vhost are percent-decoded. An absent or empty path
+// ("amqp://host" and "amqp://host/") means the default vhost "/", as most
+// clients read it (the spec reads "amqp://host/" as a vhost named "", which
+// RabbitMQ cannot have); "/%2f" is also "/". String never shows the
+// password.
 type URI struct {
 	Scheme   string // "amqp" or "amqps"
 	Host     string
@@ -101,11 +102,10 @@ func ParseURI(s string) (URI, error) {
 // parseVhost applies the spec: the path after the first "/" is the vhost,
 // percent-decoded; it may not contain an unescaped "/".
 func parseVhost(u *url.URL) (string, error) {
-	raw := u.EscapedPath()
+	raw := strings.TrimPrefix(u.EscapedPath(), "/")
 	if raw == "" {
 		return "/", nil
 	}
-	raw = strings.TrimPrefix(raw, "/")
 	if strings.Contains(raw, "/") {
 		return "", &URIError{Part: "vhost", Text: "contains an unescaped \"/\"; write it as %2f"}
 	}

@@ -255,6 +255,7 @@ func TestBlockedConnectionMakesPublishersWait(t *testing.T) {
 }
 
 func TestConsumerOverflowEndsConsumerWithoutDropping(t *testing.T) {
+	cancelled := make(chan struct{})
 	c, _ := pipeConn(t, Config{ConsumerBuffer: 10}, func(b *fakeBroker) {
 		b.handshake(0)
 		id := b.openChannel()
@@ -265,6 +266,7 @@ func TestConsumerOverflowEndsConsumerWithoutDropping(t *testing.T) {
 		}
 		cancel := expect[*sansio.BasicCancel](b)
 		b.send(id, &sansio.BasicCancelOk{ConsumerTag: cancel.ConsumerTag})
+		close(cancelled)
 		b.answerClose()
 	})
 	ctx := context.Background()
@@ -272,6 +274,7 @@ func TestConsumerOverflowEndsConsumerWithoutDropping(t *testing.T) {
 	require.NoError(t, err)
 	cons, err := ch.Consume(ctx, &sansio.BasicConsume{Queue: "q", ConsumerTag: "t", NoAck: true})
 	require.NoError(t, err)
+	<-cancelled // the receiver reads nothing until the consumer has overflowed
 	var got []sansio.Message
 	for {
 		<-cons.Queue.Signal()
