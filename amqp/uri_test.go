@@ -1,0 +1,113 @@
+package amqp
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseURI(t *testing.T) {
+	tests := []struct {
+		in   string
+		want URI
+	}{
+		{"amqp://", URI{Scheme: "amqp", Host: "localhost", Port: 5672, Vhost: "/"}},
+		{"amqps://host", URI{Scheme: "amqps", Host: "host", Port: 5671, Vhost: "/"}},
+		{"amqp://host/", URI{Scheme: "amqp", Host: "host", Port: 5672, Vhost: "/"}},
+		{"amqp://host/%2f", URI{Scheme: "amqp", Host: "host", Port: 5672, Vhost: "/"}},
+		{"amqp://host/%2Fprod", URI{Scheme: "amqp", Host: "host", Port: 5672, Vhost: "/prod"}},
+		{"amqp://host/prod", URI{Scheme: "amqp", Host: "host", Port: 5672, Vhost: "prod"}},
+		{"AMQP://user:p%40ss%3Aw@host:1234/v%20h", URI{Scheme: "amqp", Host: "host", Port: 1234,
+			Username: "user", Password: "p@ss:w", Vhost: "v h"}},
+		{"amqp://us%65r@[::1]:5673", URI{Scheme: "amqp", Host: "::1", Port: 5673, Username: "user", Vhost: "/"}},
+		{"amqp://:secret@host", URI{Scheme: "amqp", Host: "host", Port: 5672, Password: "secret", Vhost: "/"}},
+		{"amqp://h?heartbeat=10&frame_max=8192&channel_max=16&connection_timeout=2500",
+			URI{Scheme: "amqp", Host: "h", Port: 5672, Vhost: "/", Heartbeat: 10 * time.Second, HeartbeatSet: true,
+				FrameMax: 8192, ChannelMax: 16, ConnectionTimeout: 2500 * time.Millisecond}},
+		{"amqp://h?heartbeat=0", URI{Scheme: "amqp", Host: "h", Port: 5672, Vhost: "/", HeartbeatSet: true}},
+		{"amqps://h?auth_mechanism=external&auth_mechanism=plain&cacertfile=/ca.pem&certfile=/c.pem&keyfile=/k.pem&verify=verify_none&server_name_indication=rabbit.example",
+			URI{Scheme: "amqps", Host: "h", Port: 5671, Vhost: "/", AuthMechanism: []string{"EXTERNAL", "PLAIN"},
+				CACertFile: "/ca.pem", CertFile: "/c.pem", KeyFile: "/k.pem", Verify: "verify_none", ServerName: "rabbit.example"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseURI(tt.in)
+			require.NoError(t, err)
+			require.Equal(t, tt.want, got)
+		})
+	}
+}
+
+func TestParseURIErrorsNameThePartAndHideThePassword(t *testing.T) {
+	tests := []struct{ in, part string }{
+		{"", "scheme"},
+		{"localhost:5672", "scheme"},
+		{"http://host", "scheme"},
+		{"amqp:host", "syntax"},
+		{"amqp://host:99999", "port"},
+		{"amqp://host:port", "syntax"},
+		{"amqp://host:", "port"},
+		{"amqp://host/a/b", "vhost"},
+		{"amqp://host/%zz", "syntax"},
+		{"amqp://host?heartbeat=abc", "heartbeat"},
+		{"amqp://host?heartbeat=70000", "heartbeat"},
+		{"amqp://host?frame_max=-1", "frame_max"},
+		{"amqp://host?channel_max=x", "channel_max"},
+		{"amqp://host?connection_timeout=soon", "connection_timeout"},
+		{"amqp://host?auth_mechanism=kerberos", "auth_mechanism"},
+		{"amqp://host?verify=maybe", "verify"},
+		{"amqp://host?bogus=1", "query"},
+		{"amqp://user:s3cr%zzet@host", "syntax"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			_, err := ParseURI(tt.in)
+			var ue *URIError
+			require.True(t, errors.As(err, &ue), "got %v", err)
+			require.Equal(t, tt.part, ue.Part)
+			require.NotContains(t, err.Error(), "s3cr")
+			require.True(t, strings.HasPrefix(err.Error(), "amqp: "))
+		})
+	}
+}
+
+func TestURIStringHidesPassword(t *testing.T) {
+	u, err := ParseURI("amqp://user:topsecret@host:5673/prod")
+	require.NoError(t, err)
+	require.Equal(t, "amqp://user:xxxxx@host:5673/prod", u.String())
+	u, err = ParseURI("amqps://host/%2f")
+	require.NoError(t, err)
+	require.Equal(t, "amqps://host:5671/%2F", u.String())
+}
+
+func TestDefaultAuthComesFromTheURI(t *testing.T) {
+	u, _ := ParseURI("amqp://alice:pw@host")
+	auth, err := authFor(u, nil)
+	require.NoError(t, err)
+	require.Equal(t, []string{"PLAIN"}, mechanisms(auth))
+	u, _ = ParseURI("amqp://host?auth_mechanism=amqplain&auth_mechanism=external")
+	auth, err = authFor(u, nil)
+	require.NoError(t, err)
+	require.Equal(t, []string{"AMQPLAIN", "EXTERNAL"}, mechanisms(auth))
+}
+
+func mechanisms[T interface{ Mechanism() string }](auth []T) []string {
+	var names []string
+	for _, a := range auth {
+		names = append(names, a.Mechanism())
+	}
+	return names
+}
+
+func TestHeartbeatZeroInTheURIDisablesHeartbeats(t *testing.T) {
+	u, _ := ParseURI("amqp://host?heartbeat=0")
+	core, err := coreConfig(u, &Config{})
+	require.NoError(t, err)
+	require.Negative(t, core.Heartbeat)
+	core, err = coreConfig(u, &Config{Heartbeat: 5 * time.Second})
+	require.NoError(t, err)
+	require.Equal(t, 5*time.Second, core.Heartbeat)
+}
