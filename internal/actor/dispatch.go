@@ -1,6 +1,7 @@
 package actor
 
 import (
+	"errors"
 	"log/slog"
 
 	"github.com/amqproto/amqproto/internal/sansio"
@@ -165,12 +166,14 @@ func (l *loop) event(ev sansio.Event) {
 		l.c.serverProps = l.core.ServerProperties()
 		close(l.c.connected)
 	case sansio.EventReply:
+		l.endChannelFirst(ev)
 		l.replied(ev)
 	case sansio.EventDelivery:
 		l.deliver(ev)
 	case sansio.EventReturn:
 		l.returned(ev)
 	case sansio.EventConfirm:
+		l.endChannelFirst(ev)
 		l.confirmed(ev)
 	case sansio.EventConsumerCancelled:
 		if st := l.channels[ev.Channel]; st != nil {
@@ -191,6 +194,20 @@ func (l *loop) event(ev sansio.Event) {
 		if ev.Err != nil {
 			l.c.log.Debug("amqp connection ended", slog.Any("err", ev.Err))
 		}
+	}
+}
+
+// endChannelFirst cancels the context of a channel whose end failed ev,
+// before ev wakes its caller: the core reports a channel's failed requests
+// and confirms before EventChannelClosed, and a caller who got a
+// channel-ending error must already see the channel as ended (Err, and
+// Publish refusing to send on it). channelClosed does the rest.
+func (l *loop) endChannelFirst(ev sansio.Event) {
+	if ev.Err == nil || !(errors.Is(ev.Err, sansio.ErrChannelClosed) || errors.Is(ev.Err, sansio.ErrConnectionClosed)) {
+		return
+	}
+	if st := l.channels[ev.Channel]; st != nil {
+		st.ch.cancel(ev.Err)
 	}
 }
 

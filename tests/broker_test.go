@@ -1,0 +1,134 @@
+package tests
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/amqproto/amqproto/amqp"
+	"github.com/stretchr/testify/require"
+)
+
+// TestBrokerWide changes the whole broker (a memory alarm, closing every
+// connection), so it does not call t.Parallel: Go runs it before the
+// parallel tests start, and its subtests one after the other.
+func TestBrokerWide(t *testing.T) {
+	env(t, "AMQP_RABBITMQCTL")
+	t.Run("MemoryAlarm", testMemoryAlarm)
+	t.Run("CloseAllConnections", testCloseAllConnections)
+}
+
+func testMemoryAlarm(t *testing.T) {
+	c := dial(t, amqp.Config{ConnectionName: t.Name(), Heartbeat: time.Second})
+	blocked := c.Blocked()
+	ch := confirmChannel(t, c)
+	ctx := ctxT(t)
+	q := tempQueue(t, ch)
+
+	// Published before the alarm, confirms not yet awaited.
+	var before []*amqp.Confirmation
+	for range 500 {
+		conf, err := ch.Publish(ctx, amqp.Publishing{RoutingKey: q, Body: make([]byte, 512)})
+		require.NoError(t, err)
+		before = append(before, conf)
+	}
+
+	restored := false
+	t.Cleanup(func() {
+		if !restored {
+			rabbitmqctl(t, "set_vm_memory_high_watermark", "0.4")
+		}
+	})
+	rabbitmqctl(t, "set_vm_memory_high_watermark", "0.0000001")
+	// RabbitMQ 3.10 blocks a connection, and says so, when it publishes
+	// during the alarm: the broker reads this publish's method frame, then
+	// stops reading the socket until the alarm clears. Its confirm comes
+	// after that.
+	trigger, err := ch.Publish(ctx, amqp.Publishing{RoutingKey: q, Body: []byte("trigger")})
+	require.NoError(t, err)
+	b := waitFor(t, blocked, testTimeout, "connection.blocked")
+	require.True(t, b.Blocked)
+	require.NotEmpty(t, b.Reason)
+	t.Logf("blocked: %q", b.Reason)
+
+	// The confirms of what the broker took before keep arriving.
+	for _, conf := range before {
+		require.NoError(t, conf.Wait(ctx))
+	}
+
+	// Publish waits while blocked, until its context ends.
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	_, err = ch.Publish(short, amqp.Publishing{RoutingKey: q, Body: []byte("blocked")})
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+
+	// A waiting publisher goes through once the alarm clears.
+	waiting := make(chan error, 1)
+	go func() {
+		conf, err := ch.Publish(ctx, amqp.Publishing{RoutingKey: q, Body: []byte("waited")})
+		if err == nil {
+			err = conf.Wait(ctx)
+		}
+		waiting <- err
+	}()
+
+	// Heartbeats flow both ways while blocked: three intervals later the
+	// connection is still up.
+	select {
+	case <-c.Context().Done():
+		t.Fatalf("connection ended while blocked: %v", context.Cause(c.Context()))
+	case <-time.After(3 * time.Second):
+	}
+	select {
+	case err := <-waiting:
+		t.Fatalf("publish went through while blocked: %v", err)
+	default:
+	}
+	require.False(t, trigger.Acked(), "the broker has not read the trigger's body yet")
+
+	rabbitmqctl(t, "set_vm_memory_high_watermark", "0.4")
+	restored = true
+	b = waitFor(t, blocked, testTimeout, "connection.unblocked")
+	require.False(t, b.Blocked)
+	require.NoError(t, <-waiting)
+	require.NoError(t, trigger.Wait(ctx))
+
+	publishConfirmed(t, ch, "", q, []byte("after"))
+	require.Equal(t, 500+3, queueLen(t, ch, q))
+	require.NoError(t, c.Context().Err())
+}
+
+func testCloseAllConnections(t *testing.T) {
+	c := dial(t, amqp.Config{ConnectionName: t.Name()})
+	blocked := c.Blocked()
+	ch := confirmChannel(t, c)
+	ctx := ctxT(t)
+	q := exclusiveQueue(t, ch)
+	cons, err := ch.Consume(ctx, q, amqp.ConsumeOptions{})
+	require.NoError(t, err)
+
+	rabbitmqctl(t, "close_all_connections", "amqproto test: closing everything")
+	waitClosed(t, c.Context().Done(), testTimeout, "connection context")
+	cause := context.Cause(c.Context())
+	require.ErrorIs(t, cause, amqp.ErrConnectionForced)
+	require.ErrorIs(t, cause, amqp.ErrConnectionClosed)
+	var aerr *amqp.Error
+	require.ErrorAs(t, cause, &aerr)
+	require.True(t, aerr.Server)
+	require.Contains(t, aerr.Reason, "closing everything")
+	require.True(t, c.IsClosed())
+
+	// Everything on it ends with the same cause.
+	waitClosed(t, ch.Context().Done(), testTimeout, "channel context")
+	require.ErrorIs(t, context.Cause(ch.Context()), amqp.ErrConnectionForced)
+	waitClosed(t, cons.Done(), testTimeout, "consumer")
+	require.ErrorIs(t, cons.Err(), amqp.ErrConnectionForced)
+	for range blocked {
+		t.Fatal("no blocking notification expected")
+	}
+	_, err = ch.QueueDeclarePassive(ctx, q)
+	require.ErrorIs(t, err, amqp.ErrConnectionForced)
+	_, err = c.Channel(ctx)
+	require.ErrorIs(t, err, amqp.ErrConnectionForced)
+	require.ErrorIs(t, c.Close(ctx), amqp.ErrConnectionForced)
+}
