@@ -271,7 +271,12 @@ func tlsConfig(uri URI, given *tls.Config) (*tls.Config, error) {
 		if err != nil {
 			return nil, &URIError{Part: "certfile", Text: err.Error()}
 		}
-		cfg.Certificates = append(cfg.Certificates, cert)
+		// Always present the configured certificate, as other clients do:
+		// Go would otherwise withhold it when its issuer is not among the
+		// broker's acceptable CAs, and the connection would go on without
+		// one, which hides the misconfiguration.
+		cfg.Certificates = nil
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
 	}
 	return cfg, nil
 }
