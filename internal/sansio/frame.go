@@ -159,8 +159,15 @@ func AppendBodyFrames(dst []byte, channel uint16, body []byte, frameMax uint32) 
 // and its body frames for a connection with the given frame_max. On error dst
 // is returned unchanged.
 func AppendPublish(dst []byte, channel uint16, m *BasicPublish, props *Properties, body []byte, frameMax uint32) ([]byte, error) {
-	out, err := AppendMethodFrame(dst, channel, m)
+	// The method is written without going through the Method interface, so
+	// that m can stay on the caller's stack.
+	buf, start := beginFrame(dst, FrameMethod, channel)
+	w := writer{buf: binary.BigEndian.AppendUint32(buf, uint32(BasicPublishID))}
+	m.write(&w)
+	err := w.err
+	var out []byte
 	if err == nil {
+		out = finishFrame(w.buf, start)
 		out, err = AppendContentHeaderFrame(out, channel, ClassBasic, uint64(len(body)), props)
 	}
 	if err != nil {
