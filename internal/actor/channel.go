@@ -164,7 +164,7 @@ func (ch *Channel) Publish(ctx context.Context, m *sansio.BasicPublish, props *s
 	if err := ch.waitFlow(ctx); err != nil {
 		return err
 	}
-	frames := c.getFrames()
+	frames := c.getFrames(publishSize(m, props, body, c.tuning.FrameMax))
 	out, err := sansio.AppendPublish(*frames, ch.id, m, props, body, c.tuning.FrameMax)
 	if err != nil {
 		c.putFrames(frames)

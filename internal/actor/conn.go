@@ -90,9 +90,10 @@ type Conn struct {
 	queued *semaphore.Weighted
 	// pubMu guards handing publishes to c.pubs against the loop's final
 	// drain: publishers take the read lock, the ending loop the write lock.
-	pubMu      sync.RWMutex
-	pubsClosed bool
-	framePool  sync.Pool
+	pubMu          sync.RWMutex
+	pubsClosed     bool
+	framePool      sync.Pool
+	largeFramePool sync.Pool
 }
 
 // Blocking is a connection.blocked or connection.unblocked notification.
@@ -347,20 +348,51 @@ func (c *Conn) waitUnblocked(ctx context.Context) error {
 	}
 }
 
-func (c *Conn) getFrames() *[]byte {
-	if p, ok := c.framePool.Get().(*[]byte); ok {
-		return p
+// Publish buffers come from two pools, so that a large message neither
+// grows a small buffer step by step nor pins a large one where small ones
+// would do.
+const (
+	smallFrames = 64 << 10
+	largeFrames = 32 << 20 // larger buffers are not kept
+)
+
+// getFrames returns a buffer with room for need bytes.
+func (c *Conn) getFrames(need int) *[]byte {
+	pool := &c.framePool
+	if need > smallFrames {
+		pool = &c.largeFramePool
 	}
-	b := make([]byte, 0, 4096)
+	if p, ok := pool.Get().(*[]byte); ok {
+		if cap(*p) >= need {
+			return p
+		}
+		pool.Put(p)
+	}
+	b := make([]byte, 0, max(need, 4096))
 	return &b
 }
 
 func (c *Conn) putFrames(p *[]byte) {
-	if cap(*p) > 1<<20 {
-		return // keep the pool for ordinary messages
+	switch n := cap(*p); {
+	case n > largeFrames:
+		return
+	case n > smallFrames:
+		*p = (*p)[:0]
+		c.largeFramePool.Put(p)
+	default:
+		*p = (*p)[:0]
+		c.framePool.Put(p)
 	}
-	*p = (*p)[:0]
-	c.framePool.Put(p)
+}
+
+// publishSize estimates the encoded size of a publish: the body, the
+// framing of every body frame, and room for the method and the header.
+func publishSize(m *sansio.BasicPublish, props *sansio.Properties, body []byte, frameMax uint32) int {
+	perFrame := int(frameMax) - 8
+	frames := len(body)/max(perFrame, 1) + 1
+	strs := len(props.ContentType) + len(props.ContentEncoding) + len(props.CorrelationID) + len(props.ReplyTo) +
+		len(props.Expiration) + len(props.MessageID) + len(props.Type) + len(props.UserID) + len(props.AppID) + len(props.ClusterID)
+	return len(body) + 8*frames + 128 + len(m.Exchange) + len(m.RoutingKey) + strs + 64*len(props.Headers)
 }
 
 // now is the loop's clock.
