@@ -77,24 +77,24 @@ func (l *loop) publish(req request) {
 	l.c.queued.Release(req.weight) // held until the loop takes the publish
 	defer l.c.putFrames(req.frames)
 	seq, err := l.core.PublishEncoded(req.ch.id, &req.pubM, req.size, *req.frames)
-	if req.pub == nil {
-		return
-	}
 	if err != nil {
-		req.pub.settle(sansio.ConfirmFailed, err)
+		if req.pub != nil {
+			req.pub.settle(sansio.ConfirmFailed, err)
+		}
 		return
 	}
 	st := l.channels[req.ch.id]
 	if seq == 0 || st == nil {
-		// Not in confirm mode: the outcome is only that it was written.
-		req.pub.settle(sansio.ConfirmAck, nil)
+		if req.pub != nil {
+			// Not in confirm mode: the outcome is only that it was written.
+			req.pub.settle(sansio.ConfirmAck, nil)
+		}
 		return
 	}
-	req.pub.Seq = seq
-	if len(st.handles) == 0 {
-		st.base = seq
+	if req.pub != nil {
+		req.pub.Seq = seq
 	}
-	st.handles = append(st.handles, req.pub)
+	st.pending.add(seq, req.pub)
 }
 
 // publishesFirst takes the publishes already handed over, so that a close
@@ -303,7 +303,7 @@ func (l *loop) returned(ev sansio.Event) {
 	}
 	handled := false
 	if ev.Seq != 0 {
-		if p := st.handle(ev.Seq); p != nil {
+		if p := st.pending.get(ev.Seq); p != nil {
 			msg := ev.Message
 			p.Return = &msg
 			handled = true
@@ -320,30 +320,14 @@ func (l *loop) returned(ev sansio.Event) {
 	}
 }
 
-// handle returns the publish with sequence number seq, or nil.
-func (st *chanState) handle(seq uint64) *Publishing {
-	if seq < st.base || seq-st.base >= uint64(len(st.handles)) {
-		return nil
-	}
-	return st.handles[seq-st.base]
-}
-
 func (l *loop) confirmed(ev sansio.Event) {
 	st := l.channels[ev.Channel]
 	if st == nil {
 		return
 	}
-	p := st.handle(ev.Seq)
+	p := st.pending.take(ev.Seq)
 	if p == nil {
 		return
-	}
-	st.handles[ev.Seq-st.base] = nil
-	for len(st.handles) > 0 && st.handles[0] == nil {
-		st.handles = st.handles[1:]
-		st.base++
-	}
-	if len(st.handles) == 0 {
-		st.handles = st.handles[:0:0] // let the old array go
 	}
 	p.settle(ev.Confirm, ev.Err)
 	if st.ch.outcomesOn.Load() {
@@ -400,11 +384,9 @@ func (l *loop) channelClosed(ev sansio.Event) {
 		cons.Queue.Close(err)
 		delete(st.consumers, tag)
 	}
-	for _, p := range st.handles {
-		if p != nil { // the core failed them already; this is a safety net
-			p.settle(sansio.ConfirmFailed, err)
-		}
-	}
+	st.pending.drain(func(p *Publishing) { // the core failed them already; a safety net
+		p.settle(sansio.ConfirmFailed, err)
+	})
 	st.ch.Outcomes.Close(err)
 	st.ch.Returns.Close(err)
 	st.ch.Flows.Close(err)

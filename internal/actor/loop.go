@@ -20,10 +20,7 @@ type chanState struct {
 	ch        *Channel
 	consumers map[string]*Consumer
 	prefetch  uint16
-	// handles holds the publishes awaiting a confirm, handles[i] having
-	// sequence number base+i.
-	handles []*Publishing
-	base    uint64
+	pending   publishes // awaiting a confirm
 }
 
 // loop is the state owned by the loop goroutine. Nothing else touches it.
