@@ -75,8 +75,19 @@ func (l *loop) start(req request, id uint16, m sansio.Method) {
 
 func (l *loop) publish(req request) {
 	l.c.queued.Release(req.weight) // held until the loop takes the publish
-	defer l.c.putFrames(req.frames)
-	seq, err := l.core.PublishEncoded(req.ch.id, &req.pubM, req.size, *req.frames)
+	var seq uint64
+	var err error
+	if frames := *req.frames; len(frames) >= zeroCopyMin {
+		seq, err = l.core.PublishFrames(req.ch.id, &req.pubM, req.size, frames)
+		if err == nil {
+			l.queueFrames(req.frames) // returned to the pool once written
+		} else {
+			l.c.putFrames(req.frames)
+		}
+	} else {
+		seq, err = l.core.PublishEncoded(req.ch.id, &req.pubM, req.size, frames)
+		l.c.putFrames(req.frames)
+	}
 	if err != nil {
 		if req.pub != nil {
 			req.pub.settle(sansio.ConfirmFailed, err)

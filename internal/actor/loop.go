@@ -3,6 +3,7 @@ package actor
 import (
 	"context"
 	"errors"
+	"net"
 	"time"
 
 	"github.com/amqproto/amqproto/internal/sansio"
@@ -35,23 +36,38 @@ type loop struct {
 	cause    error
 
 	// I/O goroutines.
-	readCh   chan []byte // reader → loop: bytes read
-	readErr  chan error  // reader → loop: the read error that ended it
-	freeBufs chan []byte // loop → reader: buffers to read into again
-	writeCh  chan []byte // loop → writer: bytes to write; at most one outstanding
-	wrote    chan writeResult
+	readCh   chan []byte     // reader → loop: bytes read
+	readErr  chan error      // reader → loop: the read error that ended it
+	freeBufs chan []byte     // loop → reader: buffers to read into again
+	writeCh  chan writeBatch // loop → writer: bytes to write; at most one outstanding
+	wrote    chan writeBatch
 	stop     chan struct{} // closed by the loop when it ends
 	ioDone   chan struct{} // closed by each I/O goroutine... counted in ioExited
 	writing  bool
-	spare    []byte
 	inFlight int // bytes handed to the writer and not yet written
-	timer    *time.Timer
+
+	// next collects, in order, what the next write sends: the core's
+	// outgoing bytes and, without a copy, the frames of large publishes.
+	next       writeBatch
+	nextBytes  int
+	coreSpares [][]byte // the core's written buffers, to append to again
+	timer      *time.Timer
 }
 
-type writeResult struct {
-	buf []byte
-	err error
+// writeBatch is one vectored write. pooled are the publish buffers among
+// bufs, returned to their pool once written; core are the core's buffers,
+// reused for its later frames.
+type writeBatch struct {
+	bufs   net.Buffers
+	pooled []*[]byte
+	core   [][]byte
+	err    error
 }
+
+// zeroCopyMin is the size from which a publish's frames are written from
+// their own buffer rather than copied into the core's: below it, one
+// contiguous buffer makes cheaper writes than many small vectors.
+const zeroCopyMin = 16 << 10
 
 func newLoop(c *Conn) *loop {
 	return &loop{
@@ -62,8 +78,8 @@ func newLoop(c *Conn) *loop {
 		readCh:   make(chan []byte),
 		readErr:  make(chan error, 1),
 		freeBufs: make(chan []byte, 4),
-		writeCh:  make(chan []byte, 1),
-		wrote:    make(chan writeResult, 1),
+		writeCh:  make(chan writeBatch, 1),
+		wrote:    make(chan writeBatch, 1),
 		stop:     make(chan struct{}),
 		ioDone:   make(chan struct{}, 2),
 	}
@@ -91,7 +107,7 @@ func (l *loop) run() {
 func (l *loop) step() {
 	c := l.c
 	var pubs chan request
-	if l.core.IsOpen() && l.core.OutgoingLen()+l.inFlight < c.cfg.MaxOutgoing {
+	if l.core.IsOpen() && l.outgoing() < c.cfg.MaxOutgoing {
 		pubs = c.pubs
 	}
 	select {
@@ -118,7 +134,7 @@ func (l *loop) step() {
 // morePublishes takes the publishes already queued, up to the byte bound,
 // so that a burst costs one pass over events and one write.
 func (l *loop) morePublishes() {
-	for i := 0; i < 256 && l.core.OutgoingLen()+l.inFlight < l.c.cfg.MaxOutgoing; i++ {
+	for i := 0; i < 256 && l.outgoing() < l.c.cfg.MaxOutgoing; i++ {
 		select {
 		case req := <-l.c.pubs:
 			l.publish(req)
@@ -156,21 +172,67 @@ func (l *loop) receive(p []byte) {
 	}
 }
 
-func (l *loop) flush() {
-	if l.writing || !l.core.HasOutgoing() {
+// outgoing returns the bytes queued for the socket and not yet written.
+func (l *loop) outgoing() int { return l.core.OutgoingLen() + l.nextBytes + l.inFlight }
+
+// cutCore moves the core's outgoing bytes into the next write, so that what
+// is appended after them keeps its place.
+func (l *loop) cutCore() {
+	if !l.core.HasOutgoing() {
 		return
 	}
-	buf := l.core.TakeOutgoing(now(), l.spare)
-	l.spare = nil
-	l.writing = true
-	l.inFlight = len(buf)
-	l.writeCh <- buf // never blocks: capacity 1 and at most one write outstanding
+	var spare []byte
+	if n := len(l.coreSpares); n > 0 {
+		spare, l.coreSpares = l.coreSpares[n-1], l.coreSpares[:n-1]
+	}
+	b := l.core.TakeOutgoing(now(), spare)
+	l.next.bufs = append(l.next.bufs, b)
+	l.next.core = append(l.next.core, b)
+	l.nextBytes += len(b)
 }
 
-func (l *loop) writeDone(res writeResult) {
+// queueFrames adds a large publish's own buffer to the next write.
+func (l *loop) queueFrames(frames *[]byte) {
+	l.cutCore()
+	l.next.bufs = append(l.next.bufs, *frames)
+	l.next.pooled = append(l.next.pooled, frames)
+	l.nextBytes += len(*frames)
+}
+
+// flush hands everything queued to the writer, if it is idle.
+func (l *loop) flush() {
+	if l.writing {
+		return
+	}
+	l.cutCore()
+	if len(l.next.bufs) == 0 {
+		return
+	}
+	batch := l.next
+	l.next = writeBatch{}
+	l.writing = true
+	l.inFlight, l.nextBytes = l.nextBytes, 0
+	l.writeCh <- batch // never blocks: capacity 1 and at most one write outstanding
+}
+
+func (l *loop) writeDone(res writeBatch) {
 	l.writing = false
 	l.inFlight = 0
-	l.spare = res.buf[:0]
+	for _, p := range res.pooled {
+		l.c.putFrames(p)
+	}
+	for _, b := range res.core {
+		if len(l.coreSpares) < 2 {
+			l.coreSpares = append(l.coreSpares, b[:0])
+		}
+	}
+	// Keep the batch's slices for the next one, emptied.
+	if l.next.bufs == nil {
+		clear(res.bufs[:cap(res.bufs)])
+		clear(res.pooled)
+		clear(res.core)
+		l.next = writeBatch{bufs: res.bufs[:0], pooled: res.pooled[:0], core: res.core[:0]}
+	}
 	if res.err != nil {
 		l.core.ConnectionLost(res.err)
 	}
@@ -209,9 +271,10 @@ func (l *loop) reader() {
 // was queued when the previous write finished.
 func (l *loop) writer() {
 	defer func() { l.ioDone <- struct{}{} }()
-	for buf := range l.writeCh {
-		_, err := l.c.nc.Write(buf)
-		l.wrote <- writeResult{buf: buf, err: err} // capacity 1: never blocks
+	for batch := range l.writeCh {
+		bufs := batch.bufs // WriteTo consumes its receiver
+		_, batch.err = bufs.WriteTo(l.c.nc)
+		l.wrote <- batch // capacity 1: never blocks
 	}
 }
 
@@ -225,10 +288,14 @@ func (l *loop) shutdown() {
 	if l.writing {
 		l.writeDone(<-l.wrote)
 	}
-	if l.core.HasOutgoing() && !errors.Is(l.cause, errWriteFailed) {
-		l.writing = true
-		l.writeCh <- l.core.TakeOutgoing(now(), nil)
-		<-l.wrote
+	if !errors.Is(l.cause, errWriteFailed) {
+		l.flush()
+		if l.writing {
+			l.writeDone(<-l.wrote)
+		}
+	}
+	for _, p := range l.next.pooled {
+		l.c.putFrames(p)
 	}
 	close(l.writeCh)
 	close(l.stop)

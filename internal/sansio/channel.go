@@ -234,6 +234,19 @@ func (c *Conn) PublishEncoded(id uint16, m *BasicPublish, bodySize int, frames [
 	return c.published(id, m, bodySize), nil
 }
 
+// PublishFrames is PublishEncoded for frames the driver writes itself,
+// without copying them into the outgoing buffer: it must write them after
+// the bytes TakeOutgoing returns now and before any bytes queued later.
+func (c *Conn) PublishFrames(id uint16, m *BasicPublish, bodySize int, frames []byte) (uint64, error) {
+	if err := c.publishable(id); err != nil {
+		return 0, err
+	}
+	if err := checkHeaderFrame(frames, c.tuning.FrameMax); err != nil {
+		return 0, err
+	}
+	return c.published(id, m, bodySize), nil
+}
+
 // publishable reports why channel id cannot take a publish, if it cannot.
 func (c *Conn) publishable(id uint16) error {
 	if _, err := c.usable(id); err != nil {
