@@ -159,21 +159,30 @@ func AppendBodyFrames(dst []byte, channel uint16, body []byte, frameMax uint32) 
 // and its body frames for a connection with the given frame_max. On error dst
 // is returned unchanged.
 func AppendPublish(dst []byte, channel uint16, m *BasicPublish, props *Properties, body []byte, frameMax uint32) ([]byte, error) {
+	out, err := AppendPublishHead(dst, channel, m, props, len(body))
+	if err != nil {
+		return dst, err
+	}
+	return AppendBodyFrames(out, channel, body, frameMax), nil
+}
+
+// AppendPublishHead appends a basic.publish method frame and the content
+// header for a body of bodySize bytes: everything but the body frames. On
+// error dst is returned unchanged.
+func AppendPublishHead(dst []byte, channel uint16, m *BasicPublish, props *Properties, bodySize int) ([]byte, error) {
 	// The method is written without going through the Method interface, so
 	// that m can stay on the caller's stack.
 	buf, start := beginFrame(dst, FrameMethod, channel)
 	w := writer{buf: binary.BigEndian.AppendUint32(buf, uint32(BasicPublishID))}
 	m.write(&w)
-	err := w.err
-	var out []byte
-	if err == nil {
-		out = finishFrame(w.buf, start)
-		out, err = AppendContentHeaderFrame(out, channel, ClassBasic, uint64(len(body)), props)
+	if w.err != nil {
+		return dst, w.err
 	}
+	out, err := AppendContentHeaderFrame(finishFrame(w.buf, start), channel, ClassBasic, uint64(bodySize), props)
 	if err != nil {
 		return dst, err
 	}
-	return AppendBodyFrames(out, channel, body, frameMax), nil
+	return out, nil
 }
 
 // Decoder decodes method frames and content headers. It reuses one value per
