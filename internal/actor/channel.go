@@ -18,9 +18,8 @@ type Channel struct {
 	cancel context.CancelCauseFunc
 
 	confirm atomic.Bool // confirm.select was sent
-	// flow is non-nil while the broker paused publishing with channel.flow;
-	// it is closed and cleared when publishing resumes.
-	flow atomic.Pointer[chan struct{}]
+	// flow is shut while the broker pauses publishing with channel.flow.
+	flow gate
 
 	// Outcomes, Returns and Flows receive the channel's publish outcomes,
 	// returned messages and flow changes once enabled with the matching
@@ -158,10 +157,10 @@ func (ch *Channel) Publish(ctx context.Context, m *sansio.BasicPublish, props *s
 	if err := ch.Err(); err != nil {
 		return err
 	}
-	if err := c.waitUnblocked(ctx); err != nil {
+	if err := c.blocked.wait(ctx, c.done, c.closedErr); err != nil {
 		return err
 	}
-	if err := ch.waitFlow(ctx); err != nil {
+	if err := ch.flow.wait(ctx, ch.ctx.Done(), ch.Err); err != nil {
 		return err
 	}
 	frames := c.getFrames(publishSize(m, props, body, c.tuning.FrameMax))
@@ -199,22 +198,6 @@ func (c *Conn) handOver(ctx context.Context, ch *Channel, req request) error {
 		return context.Cause(ctx)
 	case <-ch.ctx.Done():
 		return ch.Err()
-	}
-}
-
-func (ch *Channel) waitFlow(ctx context.Context) error {
-	for {
-		gate := ch.flow.Load()
-		if gate == nil {
-			return nil
-		}
-		select {
-		case <-*gate:
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		case <-ch.ctx.Done():
-			return ch.Err()
-		}
 	}
 }
 

@@ -76,9 +76,9 @@ type Conn struct {
 	done      chan struct{} // closed when the loop and both I/O goroutines exited
 	err       error         // why the connection ended; set before done closes
 
-	// blocked is non-nil while the broker blocks publishers
-	// (connection.blocked); it is closed and cleared when unblocked.
-	blocked atomic.Pointer[chan struct{}]
+	// blocked is shut while the broker blocks publishers
+	// (connection.blocked).
+	blocked gate
 	// Blockings receives connection.blocked (Active false, with the reason)
 	// and connection.unblocked notifications.
 	Blockings *Queue[Blocking]
@@ -328,24 +328,6 @@ func (c *Conn) OpenChannel(ctx context.Context) (*Channel, error) {
 // UpdateSecret sends connection.update-secret and waits for the broker.
 func (c *Conn) UpdateSecret(ctx context.Context, secret []byte, reason string) error {
 	return c.call(ctx, request{kind: reqUpdateSecret, secret: secret, reason: reason}).Err
-}
-
-// waitUnblocked returns when the broker does not block publishers, or with
-// ctx's error.
-func (c *Conn) waitUnblocked(ctx context.Context) error {
-	for {
-		gate := c.blocked.Load()
-		if gate == nil {
-			return nil
-		}
-		select {
-		case <-*gate:
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		case <-c.done:
-			return c.closedErr()
-		}
-	}
 }
 
 // Publish buffers come from two pools, so that a large message neither

@@ -353,12 +353,9 @@ func (l *loop) flow(ev sansio.Event) {
 	}
 	ch := st.ch
 	if ev.Active {
-		if gate := ch.flow.Swap(nil); gate != nil {
-			close(*gate)
-		}
-	} else if ch.flow.Load() == nil {
-		gate := make(chan struct{})
-		ch.flow.Store(&gate)
+		ch.flow.open()
+	} else {
+		ch.flow.shut()
 	}
 	if ch.flowsOn.Load() {
 		ch.Flows.Push(ev.Active)
@@ -368,16 +365,11 @@ func (l *loop) flow(ev sansio.Event) {
 func (l *loop) blocked(ev sansio.Event) {
 	c := l.c
 	if ev.Kind == sansio.EventUnblocked {
-		if gate := c.blocked.Swap(nil); gate != nil {
-			close(*gate)
-		}
+		c.blocked.open()
 		c.Blockings.Push(Blocking{})
 		return
 	}
-	if c.blocked.Load() == nil {
-		gate := make(chan struct{})
-		c.blocked.Store(&gate)
-	}
+	c.blocked.shut()
 	c.Blockings.Push(Blocking{Blocked: true, Reason: ev.Reason})
 }
 
@@ -401,8 +393,6 @@ func (l *loop) channelClosed(ev sansio.Event) {
 	st.ch.Outcomes.Close(err)
 	st.ch.Returns.Close(err)
 	st.ch.Flows.Close(err)
-	if gate := st.ch.flow.Swap(nil); gate != nil {
-		close(*gate)
-	}
+	st.ch.flow.open()
 	st.ch.cancel(err)
 }
