@@ -60,6 +60,7 @@ func (ch *Channel) Consume(ctx context.Context, queue string, opts ConsumeOption
 		return nil, err
 	}
 	c := &Consumer{a: ac, ch: ch, deliveries: make(chan Delivery, 64), done: make(chan struct{})}
+	ac.Queue.SetDirect(c.offer)
 	// run is owned by the consumer; it exits once the consumer has ended
 	// and its deliveries are handed over (or dropped, see above), or when
 	// the connection is closed.
@@ -102,6 +103,7 @@ func (c *Consumer) run() {
 		abandon = c.ch.a.Context().Done()
 	}
 	err := c.forward(q, stop, abandon)
+	q.SetDirect(nil) // waits out a direct send in progress: none may follow the close
 	c.mu.Lock()
 	c.err = err
 	c.mu.Unlock()
@@ -112,11 +114,6 @@ func (c *Consumer) run() {
 func (c *Consumer) forward(q *actor.Queue[sansio.Message], stop, abandon <-chan struct{}) error {
 	var spare []sansio.Message
 	for {
-		select {
-		case <-q.Signal():
-		case <-stop:
-			return context.Cause(c.ch.conn.a.Context())
-		}
 		items, closed, err := q.Take(spare)
 		for i := range items {
 			select {
@@ -128,9 +125,28 @@ func (c *Consumer) forward(q *actor.Queue[sansio.Message], stop, abandon <-chan 
 			}
 		}
 		spare = items
+		if len(items) > 0 {
+			continue // take again at once: an empty Take re-enables the direct path
+		}
 		if closed {
 			return err
 		}
+		select {
+		case <-q.Signal():
+		case <-stop:
+			return context.Cause(c.ch.conn.a.Context())
+		}
+	}
+}
+
+// offer is the queue's direct path: the loop hands a delivery straight to
+// Deliveries when it has room, without waking the forwarding goroutine.
+func (c *Consumer) offer(m sansio.Message) bool {
+	select {
+	case c.deliveries <- newDelivery(c.ch, &m):
+		return true
+	default:
+		return false
 	}
 }
 
