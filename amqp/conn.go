@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -367,5 +366,3 @@ func forward[T, U any](q *actor.Queue[T], out chan<- U, stop <-chan struct{}, co
 		}
 	}
 }
-
-var errAlreadyClosed = errors.New("amqp: already closed")

@@ -21,22 +21,18 @@ type Channel struct {
 	// flow is shut while the broker pauses publishing with channel.flow.
 	flow gate
 
-	// Outcomes, Returns and Flows receive the channel's publish outcomes,
-	// returned messages and flow changes once enabled with the matching
-	// Enable method; the loop pushes to them and closes them when the
-	// channel ends.
+	// Outcomes and Returns receive the channel's publish outcomes and
+	// returned messages once enabled with the matching Enable method; the
+	// loop pushes to them and closes them when the channel ends.
 	Outcomes    *Queue[*Publishing]
 	Returns     *Queue[sansio.Message]
-	Flows       *Queue[bool]
 	outcomesOn  atomic.Bool
 	returnsOn   atomic.Bool
-	flowsOn     atomic.Bool
 	nextTagSeed atomic.Uint64
 }
 
 func newChannel(c *Conn, id uint16) *Channel {
-	ch := &Channel{conn: c, id: id, Outcomes: NewQueue[*Publishing](), Returns: NewQueue[sansio.Message](),
-		Flows: NewQueue[bool]()}
+	ch := &Channel{conn: c, id: id, Outcomes: NewQueue[*Publishing](), Returns: NewQueue[sansio.Message]()}
 	ch.ctx, ch.cancel = context.WithCancelCause(c.ctx)
 	return ch
 }
@@ -80,9 +76,6 @@ func (ch *Channel) EnableOutcomes() { ch.outcomesOn.Store(true) }
 // EnableReturns makes the loop push every later returned message to
 // Returns.
 func (ch *Channel) EnableReturns() { ch.returnsOn.Store(true) }
-
-// EnableFlows makes the loop push every later channel.flow change to Flows.
-func (ch *Channel) EnableFlows() { ch.flowsOn.Store(true) }
 
 // Call sends a method and, when it expects a reply, waits for it.
 func (ch *Channel) Call(ctx context.Context, m sansio.Method) Result {

@@ -122,9 +122,6 @@ const (
 	reqCancelConsumer
 	reqCloseConn
 	reqUpdateSecret
-	reqOutcomes
-	reqReturns
-	reqFlows
 )
 
 type request struct {

@@ -357,9 +357,6 @@ func (l *loop) flow(ev sansio.Event) {
 	} else {
 		ch.flow.shut()
 	}
-	if ch.flowsOn.Load() {
-		ch.Flows.Push(ev.Active)
-	}
 }
 
 func (l *loop) blocked(ev sansio.Event) {
@@ -392,7 +389,6 @@ func (l *loop) channelClosed(ev sansio.Event) {
 	})
 	st.ch.Outcomes.Close(err)
 	st.ch.Returns.Close(err)
-	st.ch.Flows.Close(err)
 	st.ch.flow.open()
 	st.ch.cancel(err)
 }

@@ -2,7 +2,6 @@ package actor
 
 import (
 	"context"
-	"errors"
 	"net"
 	"time"
 
@@ -288,11 +287,9 @@ func (l *loop) shutdown() {
 	if l.writing {
 		l.writeDone(<-l.wrote)
 	}
-	if !errors.Is(l.cause, errWriteFailed) {
-		l.flush()
-		if l.writing {
-			l.writeDone(<-l.wrote)
-		}
+	l.flush() // the write deadline bounds this when the socket is stuck
+	if l.writing {
+		l.writeDone(<-l.wrote)
 	}
 	for _, p := range l.next.pooled {
 		l.c.putFrames(p)
@@ -324,8 +321,6 @@ func (l *loop) shutdown() {
 	l.drainRequests(closeErr)
 	close(c.done)
 }
-
-var errWriteFailed = errors.New("write failed")
 
 // drainRequests fails requests that were queued but never handled, and
 // returns pooled frames.
