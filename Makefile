@@ -27,10 +27,12 @@ broker-down:
 broker-status:
 	$(RABBITMQ) status
 
+# -p 1: tests/ raises memory alarms and closes every connection on the shared
+# broker (TestBrokerWide), which must not overlap other packages' tests.
 test: broker
 	@set -e; eval "$$($(RABBITMQ) env)"; \
-	echo "$(GO) test -race -count=1 -timeout 15m ./... (AMQP_URL=$$AMQP_URL CI=$${CI:-})"; \
-	$(GO) test -race -count=1 -timeout 15m ./...
+	echo "$(GO) test -race -count=1 -p 1 -timeout 15m ./... (AMQP_URL=$$AMQP_URL CI=$${CI:-})"; \
+	$(GO) test -race -count=1 -p 1 -timeout 15m ./...
 
 demo: broker
 	@set -e; eval "$$($(RABBITMQ) env)"; \

@@ -336,7 +336,7 @@ func (c *Conn) Blocked() <-chan Blocking {
 		c.blocked = make(chan Blocking, 4)
 		// forward is owned by the Conn; it exits when the connection ends
 		// and the notifications are delivered, or when Close is called.
-		go forward(c.a.Blockings, c.blocked, c.a.Done(), func(b Blocking) Blocking { return b })
+		go forward(c.a.Blockings, c.blocked, c.a.Closing(), func(b Blocking) Blocking { return b })
 	})
 	return c.blocked
 }

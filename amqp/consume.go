@@ -121,7 +121,7 @@ func (c *Consumer) forward(q *actor.Queue[sansio.Message], stop, abandon <-chan 
 			case <-abandon:
 				return context.Cause(c.ch.a.Context())
 			case <-stop:
-				return context.Cause(c.ch.conn.a.Context())
+				return c.closeCause()
 			}
 		}
 		spare = items
@@ -134,9 +134,19 @@ func (c *Consumer) forward(q *actor.Queue[sansio.Message], stop, abandon <-chan 
 		select {
 		case <-q.Signal():
 		case <-stop:
-			return context.Cause(c.ch.conn.a.Context())
+			return c.closeCause()
 		}
 	}
+}
+
+// closeCause is why the connection ended, once Close was called: its
+// context may not be cancelled yet, but the consumer must not end with a
+// nil Err.
+func (c *Consumer) closeCause() error {
+	if err := context.Cause(c.ch.conn.a.Context()); err != nil {
+		return err
+	}
+	return ErrConnectionClosed
 }
 
 // offer is the queue's direct path: the loop hands a delivery straight to

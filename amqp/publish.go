@@ -196,7 +196,7 @@ func (ch *Channel) Confirmations() <-chan *Confirmation {
 		// forward is owned by the channel; it exits when the channel has
 		// ended and every outcome was delivered, or when the connection
 		// was closed.
-		go forward(ch.a.Outcomes, ch.confirms, ch.conn.a.Done(), func(p *actor.Publishing) *Confirmation {
+		go forward(ch.a.Outcomes, ch.confirms, ch.conn.a.Closing(), func(p *actor.Publishing) *Confirmation {
 			return p.Owner.(*Confirmation)
 		})
 	})
@@ -211,7 +211,7 @@ func (ch *Channel) Returns() <-chan Return {
 		ch.returns = make(chan Return, 16)
 		ch.a.EnableReturns()
 		// forward is owned by the channel, as for Confirmations.
-		go forward(ch.a.Returns, ch.returns, ch.conn.a.Done(), func(m sansio.Message) Return { return newReturn(&m) })
+		go forward(ch.a.Returns, ch.returns, ch.conn.a.Closing(), func(m sansio.Message) Return { return newReturn(&m) })
 	})
 	return ch.returns
 }

@@ -1,7 +1,10 @@
 package tests
 
 import (
+	"context"
 	"fmt"
+	"net"
+	"sync"
 	"testing"
 
 	"github.com/amqproto/amqproto/amqp"
@@ -194,4 +197,42 @@ func TestTenThousandConfirms(t *testing.T) {
 	for _, conf := range confs {
 		require.Equal(t, 1, res.seen[conf])
 	}
+}
+
+// When the socket fails, every outcome already queued for Confirmations is
+// still delivered before it closes.
+func TestConfirmationsSurviveConnectionLoss(t *testing.T) {
+	t.Parallel()
+	var (
+		mu sync.Mutex
+		nc net.Conn
+	)
+	cfg := amqp.Config{ConnectionName: t.Name(), Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, network, addr)
+		mu.Lock()
+		nc = c
+		mu.Unlock()
+		return c, err
+	}}
+	c := dial(t, cfg)
+	ch := confirmChannel(t, c)
+	ctx := ctxT(t)
+	q := tempQueue(t, ch)
+	outcomes := ch.Confirmations()
+	const n = 300
+	for i := range n {
+		conf, err := ch.Publish(ctx, amqp.Publishing{RoutingKey: q, Body: fmt.Appendf(nil, "%d", i)})
+		require.NoError(t, err)
+		require.NoError(t, conf.Wait(ctx))
+	}
+	mu.Lock()
+	nc.Close()
+	mu.Unlock()
+	waitClosed(t, c.Context().Done(), testTimeout, "connection context")
+	got := 0
+	for range outcomes {
+		got++
+	}
+	require.Equal(t, n, got)
 }

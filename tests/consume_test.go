@@ -178,3 +178,22 @@ func TestStalledConsumersDoNotBlockOthers(t *testing.T) {
 	require.Equal(t, uint32(1), p.Consumers)
 	require.Equal(t, uint32(5*167-10), p.Messages, "prefetch 10 held back the rest of q1")
 }
+
+// A consumer ended by the connection's Close reports why, as soon as it is
+// done, not only once Close has returned.
+func TestConsumerEndedByCloseHasError(t *testing.T) {
+	t.Parallel()
+	for range 20 {
+		c := dial(t, amqp.Config{ConnectionName: t.Name()})
+		ch := channel(t, c)
+		ctx := ctxT(t)
+		q := tempQueue(t, ch)
+		cons, err := ch.Consume(ctx, q, amqp.ConsumeOptions{AutoAck: true})
+		require.NoError(t, err)
+		closed := make(chan error, 1)
+		go func() { closed <- c.Close(ctx) }()
+		waitClosed(t, cons.Done(), testTimeout, "consumer")
+		require.ErrorIs(t, cons.Err(), amqp.ErrConnectionClosed)
+		require.NoError(t, <-closed)
+	}
+}

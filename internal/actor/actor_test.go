@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
+	"runtime"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -335,4 +337,128 @@ func TestPublishesPendingAtConnectionLossFailOnce(t *testing.T) {
 	<-c.Done()
 	require.Error(t, c.Err())
 	require.False(t, errors.Is(c.Err(), sansio.ErrChannelClosed))
+}
+
+// A publish handed over before its channel ended, but taken by the loop
+// only after a new channel reused the number, must fail, not go out on the
+// new channel.
+func TestStalePublishDoesNotGoOutOnReusedChannelNumber(t *testing.T) {
+	seen := make(chan string, 1)
+	c, _ := pipeConn(t, Config{}, func(b *fakeBroker) {
+		b.handshake(0)
+		id := b.openChannel()
+		b.send(id, &sansio.ChannelClose{ReplyCode: 404, ReplyText: "NOT_FOUND", ClassID: 60, MethodID: 40})
+		expect[*sansio.ChannelCloseOk](b)
+		b.openChannel()
+		r, err := b.next()
+		if err != nil {
+			seen <- err.Error()
+			return
+		}
+		seen <- r.method.ID().String()
+		if _, ok := r.method.(*sansio.QueueDeclare); !ok {
+			r, err = b.next() // skip the stale publish's content
+			for err == nil && r.typ != sansio.FrameMethod {
+				r, err = b.next()
+			}
+		}
+		b.send(r.channel, &sansio.QueueDeclareOk{Queue: "marker"})
+		b.answerClose()
+	})
+	ctx := context.Background()
+	old, err := c.OpenChannel(ctx)
+	require.NoError(t, err)
+	<-old.Context().Done()
+	ch, err := c.OpenChannel(ctx)
+	require.NoError(t, err)
+	require.Equal(t, old.ID(), ch.ID(), "the number is reused")
+
+	// As if Publish had handed this over before the loop saw the close.
+	m := sansio.BasicPublish{RoutingKey: "stale"}
+	frames := c.getFrames(4096)
+	*frames, err = sansio.AppendPublish(*frames, old.ID(), &m, &sansio.Properties{}, []byte("x"), c.tuning.FrameMax)
+	require.NoError(t, err)
+	var p Publishing
+	p.Init()
+	c.pubs <- request{kind: reqPublish, ch: old, frames: frames, pub: &p, pubM: m, size: 1}
+	<-p.Done()
+	require.Equal(t, sansio.ConfirmFailed, p.Outcome)
+	require.ErrorIs(t, p.Err, sansio.ErrNotFound)
+
+	require.NoError(t, ch.Call(ctx, &sansio.QueueDeclare{Queue: "marker"}).Err)
+	require.Equal(t, (&sansio.QueueDeclare{}).ID().String(), <-seen)
+}
+
+// A caller that gives up while its request still waits in the loop's queue
+// must not leave the request's effect behind: c.cancels and c.reqs are
+// separate channels, so the loop may see the note first. A consume whose
+// caller gave up is cancelled at the broker once it is confirmed.
+func TestCallAbandonedBeforeTheLoopTookItIsUndone(t *testing.T) {
+	const rounds = 12
+	seen := make(chan string, rounds)
+	deliver := make(chan struct{})
+	c, _ := pipeConn(t, Config{}, func(b *fakeBroker) {
+		b.handshake(0)
+		id := b.openChannel()
+		a := expect[*sansio.BasicConsume](b)
+		b.send(id, &sansio.BasicConsumeOk{ConsumerTag: a.ConsumerTag})
+		for i := range rounds {
+			<-deliver
+			b.deliver(id, a.ConsumerTag, uint64(i+1), []byte("x"))
+			m := expect[*sansio.BasicConsume](b)
+			b.send(id, &sansio.BasicConsumeOk{ConsumerTag: m.ConsumerTag})
+			r, err := b.next()
+			if err != nil {
+				return
+			}
+			seen <- r.method.ID().String()
+			switch m := r.method.(type) {
+			case *sansio.BasicCancel:
+				b.send(id, &sansio.BasicCancelOk{ConsumerTag: m.ConsumerTag})
+			case *sansio.ConnectionClose:
+				b.send(0, &sansio.ConnectionCloseOk{})
+				return
+			}
+		}
+		b.answerClose()
+	})
+	ctx := context.Background()
+	ch, err := c.OpenChannel(ctx)
+	require.NoError(t, err)
+	a, err := ch.Consume(ctx, &sansio.BasicConsume{Queue: "q", ConsumerTag: "a"})
+	require.NoError(t, err)
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	// Holds the loop inside the delivery to a, so that the test can queue
+	// a request and its cancel note behind it.
+	a.Queue.SetDirect(func(sansio.Message) bool {
+		entered <- struct{}{}
+		<-release
+		return false
+	})
+	for i := range rounds {
+		a.Queue.Take(nil)
+		a.Queue.Take(nil) // empty and not busy: the next delivery takes the direct path
+		deliver <- struct{}{}
+		<-entered
+		cctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			_, err := ch.Consume(cctx, &sansio.BasicConsume{Queue: "q", ConsumerTag: fmt.Sprint("b", i)})
+			done <- err
+		}()
+		for len(c.reqs) == 0 {
+			runtime.Gosched()
+		}
+		cancel()
+		require.ErrorIs(t, <-done, context.Canceled)
+		require.Equal(t, 1, len(c.cancels))
+		release <- struct{}{}
+		select {
+		case got := <-seen:
+			require.Equal(t, (&sansio.BasicCancel{}).ID().String(), got, "round %d", i)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: the abandoned consumer was never cancelled", i)
+		}
+	}
 }

@@ -246,14 +246,20 @@ func (c *Conn) Close(ctx context.Context) error {
 	case <-c.done:
 	case <-ctx.Done():
 	}
+	var gaveUp error
 	select {
 	case <-c.done:
 	case <-ctx.Done():
-		c.abort(context.Cause(ctx))
+		gaveUp = context.Cause(ctx)
+		c.abort(gaveUp)
 		<-c.done
 	}
 	if !endedFirst && errors.Is(c.err, sansio.ErrConnectionClosed) && c.closedByUs() {
 		return nil
+	}
+	if c.err == nil && gaveUp != nil {
+		// Closed, but without the broker's close-ok: say so.
+		return gaveUp
 	}
 	return c.err
 }

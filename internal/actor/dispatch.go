@@ -63,10 +63,10 @@ func (l *loop) start(req request, id uint16, m sansio.Method) {
 		l.failRequest(&waiter{req: req}, err)
 		return
 	}
-	if _, ok := m.(*sansio.ConfirmSelect); ok {
-		req.ch.confirm.Store(true)
-	}
 	if !sansio.ExpectsReply(m) {
+		if _, ok := m.(*sansio.ConfirmSelect); ok {
+			req.ch.confirm.Store(true) // no-wait: in confirm mode from now on
+		}
 		l.reply(&waiter{req: req}, Result{})
 		return
 	}
@@ -75,6 +75,15 @@ func (l *loop) start(req request, id uint16, m sansio.Method) {
 
 func (l *loop) publish(req request) {
 	l.c.queued.Release(req.weight) // held until the loop takes the publish
+	if st := l.channels[req.ch.id]; st == nil || st.ch != req.ch {
+		// Its channel ended after Publish handed it over; the number may
+		// already belong to a new channel, which must not send it.
+		l.c.putFrames(req.frames)
+		if req.pub != nil {
+			req.pub.settle(sansio.ConfirmFailed, req.ch.errOrClosed())
+		}
+		return
+	}
 	var seq uint64
 	var err error
 	if frames := *req.frames; len(frames) >= zeroCopyMin {
@@ -131,6 +140,9 @@ func (l *loop) publishesFirst() {
 func (l *loop) abandon(cr cancelReq) {
 	w, ok := l.waiters[cr.token]
 	if !ok {
+		if len(l.c.reqs) > 0 {
+			l.early[cr.token] = struct{}{} // perhaps not handled yet
+		}
 		return
 	}
 	if cr.ch != nil && l.core.CancelRequest(cr.ch.id, cr.token) {
@@ -260,8 +272,15 @@ func (l *loop) replied(ev sansio.Event) {
 		}
 		req.cons.Queue.Close(reason)
 	case reqCall:
-		if qos, ok := req.m.(*sansio.BasicQos); ok && st != nil {
-			st.prefetch = qos.PrefetchCount
+		switch m := req.m.(type) {
+		case *sansio.BasicQos:
+			if st != nil {
+				st.prefetch = m.PrefetchCount
+			}
+		case *sansio.ConfirmSelect:
+			// Set on select-ok, not when queued: the core numbers
+			// publishes only once confirm.select is on the wire.
+			req.ch.confirm.Store(true)
 		}
 	}
 	l.reply(w, Result{Method: ev.Method, Message: ev.Message})
