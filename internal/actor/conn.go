@@ -59,9 +59,8 @@ type Conn struct {
 	log *slog.Logger
 	nc  net.Conn
 
-	reqs    chan request   // calls from any goroutine; always served
-	pubs    chan request   // publishes; served while outgoing bytes are under the bound
-	cancels chan cancelReq // abandoned calls; sent without blocking
+	reqs chan request // calls from any goroutine; always served, in order
+	pubs chan request // publishes; served while outgoing bytes are under the bound
 
 	// Set once the handshake is done, read-only afterwards.
 	tuning      sansio.Tuning
@@ -121,6 +120,7 @@ const (
 	reqConsume
 	reqCancelConsumer
 	reqCloseConn
+	reqAbandon // the caller of the request with this token gave up
 	reqUpdateSecret
 )
 
@@ -138,11 +138,6 @@ type request struct {
 	reason string
 	reply  chan Result
 	token  uint64
-}
-
-type cancelReq struct {
-	ch    *Channel
-	token uint64
 }
 
 // Dial runs the handshake over nc and returns the open connection. nc is
@@ -165,7 +160,6 @@ func Dial(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error) {
 		nc:        nc,
 		reqs:      make(chan request, 64),
 		pubs:      make(chan request, 256),
-		cancels:   make(chan cancelReq, 256),
 		connected: make(chan struct{}),
 		closing:   make(chan struct{}),
 		done:      make(chan struct{}),
@@ -268,8 +262,9 @@ func (c *Conn) Close(ctx context.Context) error {
 func (c *Conn) closedByUs() bool { return c.closed.Load() }
 
 // call sends req to the loop and waits for its reply, honouring ctx in both
-// steps. A reply that arrives after ctx ended is dropped by the loop's
-// matching; a request still waiting its turn is withdrawn.
+// steps. When ctx ends first, call tells the loop, which withdraws a request
+// still queued or drops the broker's late reply, so the channel stays
+// consistent; if the reply had already come, call returns it.
 func (c *Conn) call(ctx context.Context, req request) Result {
 	req.reply = make(chan Result, 1)
 	req.token = c.nextToken.Add(1)
@@ -284,7 +279,9 @@ func (c *Conn) call(ctx context.Context, req request) Result {
 	case r := <-req.reply:
 		return r
 	case <-ctx.Done():
-		c.abandon(req)
+		if r, ok := c.abandon(req); ok {
+			return r
+		}
 		return Result{Err: context.Cause(ctx)}
 	case <-c.done:
 		select {
@@ -296,13 +293,29 @@ func (c *Conn) call(ctx context.Context, req request) Result {
 	}
 }
 
-// abandon tells the loop that nobody waits for req's reply any more. If the
-// loop is too busy to take the note, the reply is simply dropped when it
-// comes.
-func (c *Conn) abandon(req request) {
+// abandon tells the loop that nobody waits for req's reply any more. It
+// waits for the loop only (which never blocks), not for the broker. The
+// note follows req on the same channel, so the loop has handled req when
+// it reads it; ok is true when the reply had been sent already.
+func (c *Conn) abandon(req request) (Result, bool) {
+	ack := make(chan Result, 1)
 	select {
-	case c.cancels <- cancelReq{ch: req.ch, token: req.token}:
-	default:
+	case c.reqs <- request{kind: reqAbandon, ch: req.ch, token: req.token, reply: ack}:
+	case <-c.done:
+	}
+	select {
+	case r := <-ack:
+		if r.Err == nil {
+			return <-req.reply, true
+		}
+		return Result{}, false
+	case <-c.done:
+		select {
+		case r := <-req.reply:
+			return r, true
+		default:
+			return Result{}, false
+		}
 	}
 }
 
@@ -319,11 +332,7 @@ func (c *Conn) closedErr() error {
 func (c *Conn) OpenChannel(ctx context.Context) (*Channel, error) {
 	r := c.call(ctx, request{kind: reqOpenChannel})
 	if r.Err != nil {
-		if r.Channel != nil {
-			// Opened after the caller gave up: close it again.
-			go r.Channel.Close(context.Background())
-		}
-		return nil, r.Err
+		return nil, r.Err // one opened after the caller gave up is closed by the loop
 	}
 	return r.Channel, nil
 }

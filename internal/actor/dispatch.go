@@ -13,6 +13,9 @@ func (l *loop) handle(req request) {
 		l.publishesFirst()
 	}
 	switch req.kind {
+	case reqAbandon:
+		l.abandon(req)
+		return
 	case reqCloseConn:
 		l.core.Close(sansio.ReplySuccess, "closed by the client")
 		return
@@ -135,25 +138,29 @@ func (l *loop) publishesFirst() {
 	}
 }
 
-// abandon handles a caller that stopped waiting: a request still queued is
-// withdrawn; the reply to one on the wire is dropped when it comes.
-func (l *loop) abandon(cr cancelReq) {
-	w, ok := l.waiters[cr.token]
+// abandon handles a caller that stopped waiting for the request with the
+// same token, which came before on the same channel, so it was handled
+// already. A request still queued in the core is withdrawn; the reply to one
+// on the wire will be dropped when it comes. The caller learns which: errAbandoned,
+// or nil when the reply was sent already and waits in its channel.
+func (l *loop) abandon(req request) {
+	w, ok := l.waiters[req.token]
 	if !ok {
-		if len(l.c.reqs) > 0 {
-			l.early[cr.token] = struct{}{} // perhaps not handled yet
-		}
+		req.reply <- Result{} // answered already
 		return
 	}
-	if cr.ch != nil && l.core.CancelRequest(cr.ch.id, cr.token) {
-		delete(l.waiters, cr.token)
+	if req.ch != nil && l.core.CancelRequest(req.ch.id, req.token) {
+		delete(l.waiters, req.token)
 		if w.req.kind == reqConsume {
-			delete(l.channels[cr.ch.id].consumers, w.req.cons.Tag)
+			delete(l.channels[req.ch.id].consumers, w.req.cons.Tag)
 		}
-		return
+	} else {
+		w.abandoned = true
 	}
-	w.abandoned = true
+	req.reply <- Result{Err: errAbandoned}
 }
+
+var errAbandoned = errors.New("abandoned")
 
 func (l *loop) reply(w *waiter, r Result) {
 	if w.req.reply != nil && !w.abandoned {

@@ -28,11 +28,7 @@ type loop struct {
 	c    *Conn
 	core *sansio.Conn
 
-	waiters map[uint64]*waiter
-	// early holds the tokens of requests whose caller gave up while the
-	// request still sat in c.reqs: c.cancels is a separate channel, so the
-	// note can be taken first. Cleared whenever c.reqs is empty.
-	early    map[uint64]struct{}
+	waiters  map[uint64]*waiter
 	channels map[uint16]*chanState
 	inbuf    []byte
 	finished bool
@@ -77,7 +73,6 @@ func newLoop(c *Conn) *loop {
 		c:        c,
 		core:     sansio.NewConn(c.cfg.Core),
 		waiters:  make(map[uint64]*waiter),
-		early:    make(map[uint64]struct{}),
 		channels: make(map[uint16]*chanState),
 		readCh:   make(chan []byte),
 		readErr:  make(chan error, 1),
@@ -110,9 +105,6 @@ func (l *loop) run() {
 // step waits for one thing to happen and handles it.
 func (l *loop) step() {
 	c := l.c
-	if len(l.early) > 0 && len(c.reqs) == 0 {
-		clear(l.early) // their requests were handled, or answered before
-	}
 	var pubs chan request
 	if l.core.IsOpen() && l.outgoing() < c.cfg.MaxOutgoing {
 		pubs = c.pubs
@@ -124,17 +116,9 @@ func (l *loop) step() {
 		l.core.ConnectionLost(err)
 	case req := <-c.reqs:
 		l.handle(req)
-		if _, ok := l.early[req.token]; ok {
-			delete(l.early, req.token)
-			if _, waiting := l.waiters[req.token]; waiting {
-				l.abandon(cancelReq{ch: req.ch, token: req.token})
-			}
-		}
 	case req := <-pubs:
 		l.publish(req)
 		l.morePublishes()
-	case cr := <-c.cancels:
-		l.abandon(cr)
 	case res := <-l.wrote:
 		l.writeDone(res)
 	case <-l.timer.C:
