@@ -268,9 +268,17 @@ func (l *loop) reader() {
 // was queued when the previous write finished.
 func (l *loop) writer() {
 	defer func() { l.ioDone <- struct{}{} }()
+	// bufs outlives the iterations: WriteTo consumes its receiver, which
+	// would otherwise escape to the heap on every write.
+	var bufs net.Buffers
 	for batch := range l.writeCh {
-		bufs := batch.bufs // WriteTo consumes its receiver
-		_, batch.err = bufs.WriteTo(l.c.nc)
+		if len(batch.bufs) == 1 {
+			_, batch.err = l.c.nc.Write(batch.bufs[0])
+		} else {
+			bufs = batch.bufs
+			_, batch.err = bufs.WriteTo(l.c.nc)
+			bufs = nil
+		}
 		l.wrote <- batch // capacity 1: never blocks
 	}
 }
