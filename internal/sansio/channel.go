@@ -18,9 +18,10 @@ const (
 // request of a channel is on the wire; the others wait their turn, as the
 // spec allows one outstanding synchronous request per channel.
 type request struct {
-	token uint64
-	m     Method
-	sent  bool
+	token   uint64
+	m       Method
+	sent    bool
+	noReply bool // a no-wait method queued to keep its order
 }
 
 // contentKind says what the content being assembled on a channel belongs to.
@@ -135,7 +136,18 @@ func (c *Conn) Call(id uint16, token uint64, m Method) error {
 		return fmt.Errorf("amqp: %s may not be sent on channel %d", m.ID(), id)
 	}
 	if !expectsReply(m) {
-		return c.sendRequest(ch, m)
+		if !m.Synchronous() || len(ch.requests) == 0 {
+			return c.sendRequest(ch, m)
+		}
+		// The no-wait form of a synchronous method keeps its place behind
+		// the requests still waiting, so that it cannot overtake the
+		// declare it depends on. It is checked now, since no reply will
+		// carry an error later.
+		if _, err := AppendMethodFrame(nil, id, m); err != nil {
+			return err
+		}
+		ch.requests = append(ch.requests, request{token: token, m: m, noReply: true})
+		return nil
 	}
 	ch.requests = append(ch.requests, request{token: token, m: m})
 	if len(ch.requests) == 1 {
@@ -151,7 +163,13 @@ func (c *Conn) sendHead(ch *channel) error {
 	for len(ch.requests) > 0 {
 		head := &ch.requests[0]
 		if err := c.sendRequest(ch, head.m); err != nil {
-			c.emit(Event{Kind: EventReply, Channel: ch.id, Token: head.token, Err: err})
+			if !head.noReply {
+				c.emit(Event{Kind: EventReply, Channel: ch.id, Token: head.token, Err: err})
+			}
+			ch.requests = ch.requests[1:]
+			continue
+		}
+		if head.noReply {
 			ch.requests = ch.requests[1:]
 			continue
 		}
@@ -190,7 +208,7 @@ func (c *Conn) CancelRequest(id uint16, token uint64) bool {
 		return false
 	}
 	for i, r := range ch.requests {
-		if r.token == token && !r.sent {
+		if r.token == token && !r.sent && !r.noReply {
 			ch.requests = append(ch.requests[:i], ch.requests[i+1:]...)
 			return true
 		}
@@ -345,7 +363,9 @@ func (ch *channel) finish(c *Conn, err error) {
 
 func (ch *channel) failRequests(c *Conn, err error) {
 	for _, r := range ch.requests {
-		c.emit(Event{Kind: EventReply, Channel: ch.id, Token: r.token, Err: err})
+		if !r.noReply { // nobody waits for a no-wait method
+			c.emit(Event{Kind: EventReply, Channel: ch.id, Token: r.token, Err: err})
+		}
 	}
 	ch.requests = nil
 }

@@ -76,23 +76,24 @@ func TestCancelRequest(t *testing.T) {
 	require.Equal(t, uint64(3), evs[0].Token)
 }
 
-// No-wait variants are sent at once, even while a request waits for its
-// reply, and no event follows them.
-func TestNoWaitIsSentImmediately(t *testing.T) {
+// No-wait variants wait behind a request that waits for its reply, so that
+// they keep their order, then go out together; no event follows them.
+func TestNoWaitKeepsOrderBehindWaitingRequest(t *testing.T) {
 	c, p := openConn(t, 0)
 	ch := openChannel(t, c, p)
 	call(t, c, ch, 1, &QueueDeclare{Queue: "sync"})
 	p.sent(c)
 	call(t, c, ch, 2, &QueueDeclare{Queue: "async", NoWait: true})
 	call(t, c, ch, 3, &QueueBind{Queue: "async", Exchange: "ex", NoWait: true})
-	require.Equal(t, []Method{
-		&QueueDeclare{Queue: "async", NoWait: true},
-		&QueueBind{Queue: "async", Exchange: "ex", NoWait: true},
-	}, p.sentMethods(c))
+	require.Empty(t, p.sentMethods(c))
 	require.Empty(t, drain(c))
 
 	evs := drive(t, c, t0, p.method(ch, &QueueDeclareOk{Queue: "sync"}))
 	require.Equal(t, []Event{{Kind: EventReply, Channel: ch, Token: 1, Method: &QueueDeclareOk{Queue: "sync"}}}, evs)
+	require.Equal(t, []Method{
+		&QueueDeclare{Queue: "async", NoWait: true},
+		&QueueBind{Queue: "async", Exchange: "ex", NoWait: true},
+	}, p.sentMethods(c))
 }
 
 // A reply nobody asked for is a protocol violation.
