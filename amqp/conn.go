@@ -330,7 +330,10 @@ func (c *Conn) UpdateSecret(ctx context.Context, secret []byte, reason string) e
 // publishers on this connection (a resource alarm) and when it unblocks
 // them. Every notification after the first call is delivered, in order;
 // the channel is closed when the connection ends. While blocked, Publish
-// waits (honouring its context) and everything else keeps working.
+// waits (honouring its context). RabbitMQ sends connection.blocked once a
+// blocked connection publishes, and then stops reading its socket: calls
+// that need the broker's reply wait too (honouring their contexts), while
+// confirms, deliveries and heartbeats keep arriving.
 func (c *Conn) Blocked() <-chan Blocking {
 	c.blockOne.Do(func() {
 		c.blocked = make(chan Blocking, 4)
