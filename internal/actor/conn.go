@@ -176,7 +176,14 @@ func Dial(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error) {
 	case <-c.connected:
 		return c, nil
 	case <-c.done:
-		return nil, c.err
+		select {
+		case <-c.connected:
+			// The handshake finished, then the connection ended in the
+			// same read: hand it over, its Err says why it ended.
+			return c, nil
+		default:
+			return nil, c.err
+		}
 	case <-ctx.Done():
 		c.abort(context.Cause(ctx))
 		<-c.done
@@ -248,7 +255,7 @@ func (c *Conn) Close(ctx context.Context) error {
 		c.abort(gaveUp)
 		<-c.done
 	}
-	if !endedFirst && errors.Is(c.err, sansio.ErrConnectionClosed) && c.closedByUs() {
+	if !endedFirst && errors.Is(c.err, sansio.ErrConnectionClosed) {
 		return nil
 	}
 	if c.err == nil && gaveUp != nil {
@@ -257,9 +264,6 @@ func (c *Conn) Close(ctx context.Context) error {
 	}
 	return c.err
 }
-
-// closedByUs reports whether the connection ended because Close asked.
-func (c *Conn) closedByUs() bool { return c.closed.Load() }
 
 // call sends req to the loop and waits for its reply, honouring ctx in both
 // steps. When ctx ends first, call tells the loop, which withdraws a request

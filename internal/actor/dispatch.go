@@ -78,7 +78,8 @@ func (l *loop) start(req request, id uint16, m sansio.Method) {
 
 func (l *loop) publish(req request) {
 	l.c.queued.Release(req.weight) // held until the loop takes the publish
-	if st := l.channels[req.ch.id]; st == nil || st.ch != req.ch {
+	st := l.channels[req.ch.id]
+	if st == nil || st.ch != req.ch {
 		// Its channel ended after Publish handed it over; the number may
 		// already belong to a new channel, which must not send it.
 		l.c.putFrames(req.frames)
@@ -106,8 +107,7 @@ func (l *loop) publish(req request) {
 		}
 		return
 	}
-	st := l.channels[req.ch.id]
-	if seq == 0 || st == nil {
+	if seq == 0 {
 		if req.pub != nil {
 			// Not in confirm mode: the outcome is only that it was written.
 			req.pub.settle(sansio.ConfirmAck, nil)

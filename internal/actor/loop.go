@@ -41,7 +41,7 @@ type loop struct {
 	writeCh  chan writeBatch // loop → writer: bytes to write; at most one outstanding
 	wrote    chan writeBatch
 	stop     chan struct{} // closed by the loop when it ends
-	ioDone   chan struct{} // closed by each I/O goroutine... counted in ioExited
+	ioDone   chan struct{} // each I/O goroutine sends once as it exits
 	writing  bool
 	inFlight int // bytes handed to the writer and not yet written
 
@@ -264,8 +264,8 @@ func (l *loop) reader() {
 	}
 }
 
-// writer only writes: one buffer at a time, each holding every frame that
-// was queued when the previous write finished.
+// writer only writes: one batch at a time, a vectored write of everything
+// that was queued when the previous write finished.
 func (l *loop) writer() {
 	defer func() { l.ioDone <- struct{}{} }()
 	// bufs outlives the iterations: WriteTo consumes its receiver, which

@@ -5,14 +5,6 @@ import (
 	"encoding/binary"
 )
 
-// Frame types.
-const (
-	FrameMethodType    = FrameMethod
-	FrameHeaderType    = FrameHeader
-	FrameBodyType      = FrameBody
-	FrameHeartbeatType = FrameHeartbeat
-)
-
 // frameOverhead is the type, channel, size and frame-end octets around a
 // frame's payload.
 const frameOverhead = 8
