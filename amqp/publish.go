@@ -70,6 +70,9 @@ func (c *Confirmation) Done() <-chan struct{} { return c.p.Done() }
 // or connection's end otherwise; ctx's error if it ends first (the outcome
 // still comes later).
 func (c *Confirmation) Wait(ctx context.Context) error {
+	if c.p.Settled() {
+		return c.Err()
+	}
 	select {
 	case <-c.p.Done():
 		return c.Err()
@@ -80,9 +83,7 @@ func (c *Confirmation) Wait(ctx context.Context) error {
 
 // Err returns the outcome as Wait does, without waiting; nil while pending.
 func (c *Confirmation) Err() error {
-	select {
-	case <-c.p.Done():
-	default:
+	if !c.p.Settled() {
 		return nil
 	}
 	switch {
@@ -98,22 +99,12 @@ func (c *Confirmation) Err() error {
 
 // Acked reports whether the broker acked the message; false while pending.
 func (c *Confirmation) Acked() bool {
-	select {
-	case <-c.p.Done():
-		return c.p.Outcome == sansio.ConfirmAck
-	default:
-		return false
-	}
+	return c.p.Settled() && c.p.Outcome == sansio.ConfirmAck
 }
 
 // Returned returns the message the broker returned, or nil.
 func (c *Confirmation) Returned() *Return {
-	select {
-	case <-c.p.Done():
-	default:
-		return nil
-	}
-	if c.p.Return == nil {
+	if !c.p.Settled() || c.p.Return == nil {
 		return nil
 	}
 	r := newReturn(c.p.Return)
@@ -177,7 +168,6 @@ func (ch *Channel) Publish(ctx context.Context, p Publishing) (*Confirmation, er
 		return nil, ch.a.Publish(ctx, &m, &props, p.Body, nil)
 	}
 	c := &Confirmation{}
-	c.p.Init()
 	c.p.Owner = c
 	if err := ch.a.Publish(ctx, &m, &props, p.Body, &c.p); err != nil {
 		return nil, err

@@ -18,6 +18,11 @@ type sample struct {
 	CPU      time.Duration `json:"cpu_ns"` // user+sys of the whole process
 	Bytes    uint64        `json:"alloc_bytes"`
 	Mallocs  uint64        `json:"allocs"`
+	// Switches counts the process's context switches, voluntary and not:
+	// each is a thread going to sleep or being preempted, and on a virtual
+	// machine a wake-up across CPUs is among the dearest things a client
+	// does.
+	Switches int64 `json:"context_switches"`
 }
 
 func (s sample) msgsPerSec() float64 { return float64(s.N) / s.Elapsed.Seconds() }
@@ -27,13 +32,15 @@ func (s sample) mbPerSec() float64 {
 func (s sample) cpuMicrosPerMsg() float64 { return float64(s.CPU.Nanoseconds()) / 1e3 / float64(s.N) }
 func (s sample) bytesPerMsg() float64     { return float64(s.Bytes) / float64(s.N) }
 func (s sample) allocsPerMsg() float64    { return float64(s.Mallocs) / float64(s.N) }
+func (s sample) switchesPerMsg() float64  { return float64(s.Switches) / float64(s.N) }
 
-func cpuTime() time.Duration {
+// usage returns the process's CPU time (user+sys) and context switches.
+func usage() (time.Duration, int64) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		panic(err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), ru.Nvcsw + ru.Nivcsw
 }
 
 // profiling says where to write the profiles of one measured window; empty
@@ -65,13 +72,13 @@ func measure(ctx context.Context, p prepared, n, bodySize int, prof profiling) (
 		}
 	}
 	runtime.ReadMemStats(&m0)
-	c0 := cpuTime()
+	c0, sw0 := usage()
 	t0 := time.Now()
 
 	err := p.Run(ctx)
 
 	elapsed := time.Since(t0)
-	c1 := cpuTime()
+	c1, sw1 := usage()
 	runtime.ReadMemStats(&m1)
 	if prof.cpu != "" {
 		pprof.StopCPUProfile()
@@ -86,7 +93,7 @@ func measure(ctx context.Context, p prepared, n, bodySize int, prof profiling) (
 		return sample{}, err
 	}
 	return sample{N: n, BodySize: bodySize, Elapsed: elapsed, CPU: c1 - c0,
-		Bytes: m1.TotalAlloc - m0.TotalAlloc, Mallocs: m1.Mallocs - m0.Mallocs}, nil
+		Bytes: m1.TotalAlloc - m0.TotalAlloc, Mallocs: m1.Mallocs - m0.Mallocs, Switches: sw1 - sw0}, nil
 }
 
 // writeAllocs writes the allocation profile (everything allocated since the

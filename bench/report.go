@@ -54,6 +54,7 @@ type stats struct {
 	CPUMicrosPerMsg float64 `json:"cpu_us_per_msg"`
 	BytesPerMsg     float64 `json:"bytes_per_msg"`
 	AllocsPerMsg    float64 `json:"allocs_per_msg"`
+	SwitchesPerMsg  float64 `json:"context_switches_per_msg"`
 	ElapsedSec      float64 `json:"elapsed_sec"`
 }
 
@@ -66,7 +67,8 @@ type target struct {
 
 func statsOf(s sample) stats {
 	return stats{MsgsPerSec: s.msgsPerSec(), MBPerSec: s.mbPerSec(), CPUMicrosPerMsg: s.cpuMicrosPerMsg(),
-		BytesPerMsg: s.bytesPerMsg(), AllocsPerMsg: s.allocsPerMsg(), ElapsedSec: s.Elapsed.Seconds()}
+		BytesPerMsg: s.bytesPerMsg(), AllocsPerMsg: s.allocsPerMsg(), SwitchesPerMsg: s.switchesPerMsg(),
+		ElapsedSec: s.Elapsed.Seconds()}
 }
 
 func median(xs []float64) float64 {
@@ -86,16 +88,17 @@ func (r *report) finish() {
 			if len(cr.Runs) == 0 {
 				continue
 			}
-			var cols [6][]float64
+			var cols [7][]float64
 			for _, s := range cr.Runs {
 				st := statsOf(s)
 				cr.RunStats = append(cr.RunStats, st)
-				for i, v := range []float64{st.MsgsPerSec, st.MBPerSec, st.CPUMicrosPerMsg, st.BytesPerMsg, st.AllocsPerMsg, st.ElapsedSec} {
+				for i, v := range []float64{st.MsgsPerSec, st.MBPerSec, st.CPUMicrosPerMsg, st.BytesPerMsg, st.AllocsPerMsg, st.ElapsedSec, st.SwitchesPerMsg} {
 					cols[i] = append(cols[i], v)
 				}
 			}
 			cr.Median = &stats{MsgsPerSec: median(cols[0]), MBPerSec: median(cols[1]), CPUMicrosPerMsg: median(cols[2]),
-				BytesPerMsg: median(cols[3]), AllocsPerMsg: median(cols[4]), ElapsedSec: median(cols[5])}
+				BytesPerMsg: median(cols[3]), AllocsPerMsg: median(cols[4]), ElapsedSec: median(cols[5]),
+				SwitchesPerMsg: median(cols[6])}
 		}
 		o, t := row.Clients[oursName], row.Clients[theirsName]
 		if o != nil && t != nil && o.Median != nil && t.Median != nil {
@@ -133,8 +136,8 @@ func (r *report) writeMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "## amqproto vs %s\n\n", r.Theirs)
 	fmt.Fprintf(w, "%s · %d CPUs, %s/%s, %s · broker %s · ours at %s · medians of %d rounds, scale %g · load average at start %s\n\n",
 		r.Date, r.NumCPU, r.GOOS, r.GOARCH, r.GoVersion, r.Broker, r.Ours, r.Rounds, r.Scale, r.LoadAvg)
-	fmt.Fprintln(w, "| scenario | client | msgs/s | MB/s | CPU µs/msg | B/msg | allocs/msg | CPU ours/theirs | msgs/s ours/theirs |")
-	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	fmt.Fprintln(w, "| scenario | client | msgs/s | MB/s | CPU µs/msg | switches/msg | B/msg | allocs/msg | CPU ours/theirs | msgs/s ours/theirs |")
+	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, row := range r.Rows {
 		for _, name := range []string{oursName, theirsName} {
 			cr := row.Clients[name]
@@ -146,12 +149,12 @@ func (r *report) writeMarkdown(w io.Writer) {
 				cpuR, thrR = fmt.Sprintf("%.2f", *row.CPURatio), fmt.Sprintf("%.2f", *row.ThroughputRatio)
 			}
 			if cr.Median == nil {
-				fmt.Fprintf(w, "| %s | %s | failed | | | | | | |\n", row.Row, name)
+				fmt.Fprintf(w, "| %s | %s | failed | | | | | | | |\n", row.Row, name)
 				continue
 			}
 			m := cr.Median
-			fmt.Fprintf(w, "| %s | %s | %s | %.1f | %.2f | %s | %.2f | %s | %s |\n", row.Row, name,
-				thousands(m.MsgsPerSec), m.MBPerSec, m.CPUMicrosPerMsg, thousands(m.BytesPerMsg), m.AllocsPerMsg, cpuR, thrR)
+			fmt.Fprintf(w, "| %s | %s | %s | %.1f | %.2f | %.2f | %s | %.2f | %s | %s |\n", row.Row, name,
+				thousands(m.MsgsPerSec), m.MBPerSec, m.CPUMicrosPerMsg, m.SwitchesPerMsg, thousands(m.BytesPerMsg), m.AllocsPerMsg, cpuR, thrR)
 		}
 	}
 	fmt.Fprintln(w)
@@ -163,7 +166,7 @@ func (r *report) writeMarkdown(w io.Writer) {
 		seen[row.Scenario] = true
 		fmt.Fprintf(w, "- %s: %s messages of %s; %s.\n", row.Scenario, thousands(float64(row.Messages)), size(row.BodySize), row.Desc)
 	}
-	fmt.Fprintln(w, "- CPU: process user+sys time (getrusage) over the measured window, divided by the messages; B and allocs: runtime.MemStats TotalAlloc and Mallocs deltas; MB = 10^6 bytes of body.")
+	fmt.Fprintln(w, "- CPU: process user+sys time (getrusage) over the measured window, divided by the messages; switches: the process's context switches (getrusage nvcsw+nivcsw) per message; B and allocs: runtime.MemStats TotalAlloc and Mallocs deltas; MB = 10^6 bytes of body.")
 
 	var missed, errs, retried []string
 	for _, row := range r.Rows {

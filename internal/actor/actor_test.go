@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"strconv"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -187,7 +188,6 @@ func TestConsumerThatNeverReadsStallsOnlyItself(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, ch2.Call(ctx, &sansio.ConfirmSelect{}).Err)
 	var p Publishing
-	p.Init()
 	require.NoError(t, ch2.Publish(ctx, &sansio.BasicPublish{RoutingKey: "q"}, &sansio.Properties{}, []byte("x"), &p))
 	<-p.Done()
 	require.Equal(t, sansio.ConfirmAck, p.Outcome)
@@ -213,7 +213,6 @@ func TestLoopKeepsReceivingWhileTheSocketIsNotRead(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, ch.Call(ctx, &sansio.ConfirmSelect{}).Err)
 	var first Publishing
-	first.Init()
 	require.NoError(t, ch.Publish(ctx, &sansio.BasicPublish{RoutingKey: "q"}, &sansio.Properties{}, []byte("1"), &first))
 	<-stalled
 	body := make([]byte, 16<<10)
@@ -221,7 +220,6 @@ func TestLoopKeepsReceivingWhileTheSocketIsNotRead(t *testing.T) {
 	for i := 0; i < 100 && err2 == nil; i++ {
 		pctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 		var p Publishing
-		p.Init()
 		err2 = ch.Publish(pctx, &sansio.BasicPublish{RoutingKey: "q"}, &sansio.Properties{}, body, &p)
 		cancel()
 	}
@@ -329,7 +327,6 @@ func TestPublishesPendingAtConnectionLossFailOnce(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, ch.Call(ctx, &sansio.ConfirmSelect{}).Err)
 	var p Publishing
-	p.Init()
 	require.NoError(t, ch.Publish(ctx, &sansio.BasicPublish{RoutingKey: "q"}, &sansio.Properties{}, []byte("x"), &p))
 	<-p.Done()
 	require.Equal(t, sansio.ConfirmFailed, p.Outcome)
@@ -379,7 +376,6 @@ func TestStalePublishDoesNotGoOutOnReusedChannelNumber(t *testing.T) {
 	*frames, err = sansio.AppendPublish(*frames, old.ID(), &m, &sansio.Properties{}, []byte("x"), c.tuning.FrameMax)
 	require.NoError(t, err)
 	var p Publishing
-	p.Init()
 	c.pubs <- request{kind: reqPublish, ch: old, frames: frames, pub: &p, pubM: m, size: 1}
 	<-p.Done()
 	require.Equal(t, sansio.ConfirmFailed, p.Outcome)
@@ -463,4 +459,63 @@ func TestCallAbandonedBeforeTheLoopTookItIsUndone(t *testing.T) {
 			t.Fatalf("round %d: the abandoned consumer was never cancelled", i)
 		}
 	}
+}
+
+func TestTryWriterOnlyForSocketsWithADescriptor(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	require.Nil(t, newTryWriter(a))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer nc.Close()
+	if runtime.GOOS != "windows" {
+		require.NotNil(t, newTryWriter(nc))
+	}
+}
+
+// The loop writes small publishes itself while the socket has room; once
+// the socket is full the rest of a write goes to the writer goroutine.
+// Nothing may be lost, reordered or written twice across that hand-over.
+func TestDirectWritesKeepOrderWhenTheSocketFills(t *testing.T) {
+	const n = 3000
+	resume := make(chan struct{})
+	c := tcpConn(t, Config{MaxOutgoing: 64 << 10}, func(b *fakeBroker) {
+		b.handshake(0)
+		b.openChannel()
+		<-resume // read nothing meanwhile: the client's socket fills
+		for i := 0; i < n; {
+			r, err := b.next()
+			require.NoError(t, err)
+			if p, ok := r.method.(*sansio.BasicPublish); ok {
+				require.Equal(t, strconv.Itoa(i), p.RoutingKey)
+				i++
+			}
+		}
+		b.answerClose()
+	})
+	ctx := context.Background()
+	ch, err := c.OpenChannel(ctx)
+	require.NoError(t, err)
+	body := make([]byte, 1<<10)
+	published := make(chan error, 1)
+	go func() {
+		for i := range n {
+			if err := ch.Publish(ctx, &sansio.BasicPublish{RoutingKey: strconv.Itoa(i)}, &sansio.Properties{}, body, nil); err != nil {
+				published <- err
+				return
+			}
+		}
+		published <- nil
+	}()
+	select {
+	case err := <-published:
+		t.Fatalf("all %d publishes went through a socket nobody reads: %v", n, err)
+	case <-time.After(200 * time.Millisecond): // publishers are held by the outgoing bound
+	}
+	close(resume)
+	require.NoError(t, <-published)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/amqproto/amqproto/internal/sansio"
@@ -114,9 +115,8 @@ func (ch *Channel) Send(ctx context.Context, m sansio.Method) error {
 }
 
 // Publishing is the outcome of one publish in confirm mode. Its fields are
-// valid once Done is closed.
+// valid once it is settled (Settled, or Done closed).
 type Publishing struct {
-	done    chan struct{}
 	Seq     uint64
 	Outcome sansio.Confirm
 	// Return is the message the broker returned (mandatory publish that no
@@ -126,17 +126,49 @@ type Publishing struct {
 	Err    error // why Outcome is ConfirmFailed
 	// Owner is the caller's wrapper, handed back with Outcomes.
 	Owner any
+
+	settled atomic.Bool // set after the fields above
+	// done is made only when somebody waits before the outcome is known:
+	// most publishes are settled long before anyone looks, and a channel
+	// per publish would double what publishing allocates.
+	mu   sync.Mutex
+	done chan struct{}
 }
 
-// Init prepares p to track a publish.
-func (p *Publishing) Init() { p.done = make(chan struct{}) }
+// closedDone is the Done of every publish settled before anyone asked.
+var closedDone = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+// Settled reports whether the outcome is known.
+func (p *Publishing) Settled() bool { return p.settled.Load() }
 
 // Done is closed when the outcome is known.
-func (p *Publishing) Done() <-chan struct{} { return p.done }
+func (p *Publishing) Done() <-chan struct{} {
+	if p.settled.Load() {
+		return closedDone
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done == nil {
+		if p.settled.Load() {
+			return closedDone
+		}
+		p.done = make(chan struct{})
+	}
+	return p.done
+}
 
 func (p *Publishing) settle(outcome sansio.Confirm, err error) {
 	p.Outcome, p.Err = outcome, err
-	close(p.done)
+	p.mu.Lock()
+	p.settled.Store(true)
+	if p.done != nil {
+		close(p.done)
+	}
+	p.mu.Unlock()
 }
 
 // Publish encodes the message in the caller's goroutine and hands it to the

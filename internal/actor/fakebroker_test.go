@@ -19,7 +19,8 @@ type fakeBroker struct {
 	t   testing.TB
 	nc  net.Conn
 	dec sansio.Decoder
-	buf []byte
+	buf []byte // read and not yet parsed: buf[off:]
+	off int
 }
 
 // received is one frame the client sent.
@@ -32,7 +33,7 @@ type received struct {
 // next reads the client's next frame.
 func (b *fakeBroker) next() (received, error) {
 	for {
-		f, n, err := sansio.ParseFrame(b.buf, 0)
+		f, n, err := sansio.ParseFrame(b.buf[b.off:], 0)
 		if err != nil {
 			return received{}, err
 		}
@@ -45,9 +46,10 @@ func (b *fakeBroker) next() (received, error) {
 				}
 				r.method = sansio.CloneMethod(m)
 			}
-			b.buf = b.buf[:copy(b.buf, b.buf[n:])]
+			b.off += n
 			return r, nil
 		}
+		b.buf, b.off = b.buf[:copy(b.buf, b.buf[b.off:])], 0
 		chunk := make([]byte, 65536)
 		k, err := b.nc.Read(chunk)
 		b.buf = append(b.buf, chunk[:k]...)
@@ -165,4 +167,40 @@ func pipeConn(t *testing.T, cfg Config, script func(b *fakeBroker)) (*Conn, <-ch
 		<-scriptDone
 	})
 	return c, scriptDone
+}
+
+// tcpConn is pipeConn over a loopback TCP connection with small socket
+// buffers, so that the loop's non-blocking writes fill the socket quickly
+// (smaller buffers than these make loopback TCP stall for seconds).
+func tcpConn(t *testing.T, cfg Config, script func(b *fakeBroker)) *Conn {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	server, err := ln.Accept()
+	require.NoError(t, err)
+	require.NoError(t, client.(*net.TCPConn).SetWriteBuffer(64<<10))
+	require.NoError(t, server.(*net.TCPConn).SetReadBuffer(64<<10))
+	b := &fakeBroker{t: t, nc: server}
+	scriptDone := make(chan struct{})
+	go func() {
+		defer close(scriptDone)
+		defer server.Close()
+		script(b)
+	}()
+	cfg.Core.Auth = []sansio.Auth{&sansio.PlainAuth{Username: "guest", Password: "guest"}}
+	c, err := Dial(context.Background(), client, cfg)
+	if err != nil {
+		<-scriptDone
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = c.Close(ctx)
+		<-scriptDone
+	})
+	return c
 }

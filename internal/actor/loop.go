@@ -51,6 +51,7 @@ type loop struct {
 	nextBytes  int
 	coreSpares [][]byte // the core's written buffers, to append to again
 	timer      *time.Timer
+	direct     *tryWriter // nil: the socket cannot be written without blocking
 }
 
 // writeBatch is one vectored write. pooled are the publish buffers among
@@ -81,6 +82,7 @@ func newLoop(c *Conn) *loop {
 		wrote:    make(chan writeBatch, 1),
 		stop:     make(chan struct{}),
 		ioDone:   make(chan struct{}, 2),
+		direct:   newTryWriter(c.nc),
 	}
 }
 
@@ -209,6 +211,14 @@ func (l *loop) flush() {
 	l.next = writeBatch{}
 	l.writing = true
 	l.inFlight, l.nextBytes = l.nextBytes, 0
+	if l.direct != nil && len(batch.bufs) == 1 {
+		n := l.direct.write(batch.bufs[0])
+		if n == len(batch.bufs[0]) {
+			l.writeDone(batch)
+			return
+		}
+		batch.bufs[0] = batch.bufs[0][n:]
+	}
 	l.writeCh <- batch // never blocks: capacity 1 and at most one write outstanding
 }
 
