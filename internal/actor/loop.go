@@ -50,8 +50,14 @@ type loop struct {
 	next       writeBatch
 	nextBytes  int
 	coreSpares [][]byte // the core's written buffers, to append to again
-	timer      *time.Timer
-	direct     *tryWriter // nil: the socket cannot be written without blocking
+	// timer signals tick at the core's deadline. It is a function timer:
+	// a channel timer is put back in the runtime's timer heap each time
+	// the loop blocks on it, and that wakes the thread sleeping in the
+	// network poller.
+	timer  *time.Timer
+	tick   chan struct{}
+	armed  time.Time  // when timer fires; zero when it is not set
+	direct *tryWriter // nil: the socket cannot be written without blocking
 }
 
 // writeBatch is one vectored write. pooled are the publish buffers among
@@ -93,7 +99,13 @@ func (l *loop) run() {
 	// for both before closing c.done.
 	go l.reader()
 	go l.writer()
-	l.timer = time.NewTimer(time.Hour)
+	l.tick = make(chan struct{}, 1)
+	l.timer = time.AfterFunc(time.Hour, func() {
+		select {
+		case l.tick <- struct{}{}:
+		default:
+		}
+	})
 	l.timer.Stop()
 	l.core.Start(now())
 	l.afterEach()
@@ -123,7 +135,8 @@ func (l *loop) step() {
 		l.morePublishes()
 	case res := <-l.wrote:
 		l.writeDone(res)
-	case <-l.timer.C:
+	case <-l.tick:
+		l.armed = time.Time{}
 		l.core.HandleTimeout(now())
 	case <-c.ctx.Done():
 		l.core.ConnectionLost(context.Cause(c.ctx))
@@ -144,15 +157,25 @@ func (l *loop) morePublishes() {
 }
 
 // afterEach runs after every step: hand events to their receivers, start
-// a write if the writer is idle, and re-arm the heartbeat timer.
+// a write if the writer is idle, and arm the heartbeat timer.
 func (l *loop) afterEach() {
 	l.dispatch()
 	l.flush()
-	if d := l.core.Deadline(); !d.IsZero() {
-		l.timer.Reset(max(time.Until(d), 0))
-	} else {
-		l.timer.Stop()
+	l.armTimer()
+}
+
+// armTimer makes sure the timer fires by the core's deadline. The deadline
+// moves later with almost every frame, and moving a timer wakes the thread
+// that sleeps in the network poller: a context switch per step. So the
+// timer only ever moves earlier; when it fires before the deadline,
+// HandleTimeout finds nothing due and the timer is armed again.
+func (l *loop) armTimer() {
+	d := l.core.Deadline()
+	if d.IsZero() || (!l.armed.IsZero() && !d.Before(l.armed)) {
+		return
 	}
+	l.armed = d
+	l.timer.Reset(max(time.Until(d), 0))
 }
 
 func (l *loop) receive(p []byte) {
