@@ -70,15 +70,10 @@ func (c *Confirmation) Done() <-chan struct{} { return c.p.Done() }
 // or connection's end otherwise; ctx's error if it ends first (the outcome
 // still comes later).
 func (c *Confirmation) Wait(ctx context.Context) error {
-	if c.p.Settled() {
-		return c.Err()
-	}
-	select {
-	case <-c.p.Done():
-		return c.Err()
-	case <-ctx.Done():
+	if !c.p.Wait(ctx) {
 		return context.Cause(ctx)
 	}
+	return c.Err()
 }
 
 // Err returns the outcome as Wait does, without waiting; nil while pending.

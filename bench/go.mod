@@ -7,6 +7,4 @@ require (
 	github.com/rabbitmq/amqp091-go v1.16.0
 )
 
-require golang.org/x/sync v0.25.0 // indirect
-
 replace github.com/amqproto/amqproto => ../

@@ -128,11 +128,13 @@ type Publishing struct {
 	Owner any
 
 	settled atomic.Bool // set after the fields above
-	// done is made only when somebody waits before the outcome is known:
-	// most publishes are settled long before anyone looks, and a channel
-	// per publish would double what publishing allocates.
-	mu   sync.Mutex
-	done chan struct{}
+	// Waking whoever waits for the outcome. Most publishes are settled
+	// long before anyone looks, and a channel per publish would double
+	// what publishing allocates: done is made only when Done is called
+	// before the outcome is known, and a Wait borrows a pooled channel.
+	mu     sync.Mutex
+	done   chan struct{}
+	waiter chan struct{} // capacity 1; settle sends one value
 }
 
 // closedDone is the Done of every publish settled before anyone asked.
@@ -141,6 +143,9 @@ var closedDone = func() chan struct{} {
 	close(c)
 	return c
 }()
+
+// waiters holds empty capacity-1 channels for Wait.
+var waiters = sync.Pool{New: func() any { return make(chan struct{}, 1) }}
 
 // Settled reports whether the outcome is known.
 func (p *Publishing) Settled() bool { return p.settled.Load() }
@@ -152,13 +157,60 @@ func (p *Publishing) Done() <-chan struct{} {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.doneLocked()
+}
+
+func (p *Publishing) doneLocked() chan struct{} {
+	if p.settled.Load() {
+		return closedDone
+	}
 	if p.done == nil {
-		if p.settled.Load() {
-			return closedDone
-		}
 		p.done = make(chan struct{})
 	}
 	return p.done
+}
+
+// Wait waits until the outcome is known or ctx ends, and reports whether
+// the outcome is known.
+func (p *Publishing) Wait(ctx context.Context) bool {
+	if p.settled.Load() {
+		return true
+	}
+	p.mu.Lock()
+	if p.settled.Load() {
+		p.mu.Unlock()
+		return true
+	}
+	if p.waiter != nil { // someone else is waiting too: share Done
+		done := p.doneLocked()
+		p.mu.Unlock()
+		select {
+		case <-done:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	w := waiters.Get().(chan struct{})
+	p.waiter = w
+	p.mu.Unlock()
+	select {
+	case <-w:
+		waiters.Put(w)
+		return true
+	case <-ctx.Done():
+		p.mu.Lock()
+		mine := p.waiter == w
+		if mine {
+			p.waiter = nil
+		}
+		p.mu.Unlock()
+		if !mine {
+			<-w // settle took the waiter and has sent: drain before reuse
+		}
+		waiters.Put(w)
+		return !mine
+	}
 }
 
 func (p *Publishing) settle(outcome sansio.Confirm, err error) {
@@ -167,6 +219,10 @@ func (p *Publishing) settle(outcome sansio.Confirm, err error) {
 	p.settled.Store(true)
 	if p.done != nil {
 		close(p.done)
+	}
+	if p.waiter != nil {
+		p.waiter <- struct{}{} // never blocks: capacity 1 and empty
+		p.waiter = nil
 	}
 	p.mu.Unlock()
 }
@@ -196,13 +252,13 @@ func (ch *Channel) Publish(ctx context.Context, m *sansio.BasicPublish, props *s
 	}
 	*frames = out
 	weight := int64(min(len(out), c.cfg.MaxOutgoing))
-	if err := c.queued.Acquire(ctx, weight); err != nil {
+	if err := c.queued.acquire(ctx, weight); err != nil {
 		c.putFrames(frames)
 		return context.Cause(ctx)
 	}
 	req := request{kind: reqPublish, ch: ch, frames: frames, pub: pub, pubM: *m, size: len(body), weight: weight}
 	if err := c.handOver(ctx, ch, req); err != nil {
-		c.queued.Release(weight)
+		c.queued.release(weight)
 		c.putFrames(frames)
 		return err
 	}

@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/semaphore"
-
 	"github.com/amqproto/amqproto/internal/sansio"
 )
 
@@ -86,7 +84,7 @@ type Conn struct {
 	// queued bounds the bytes of publishes handed to the loop but not yet
 	// in the core's outgoing buffer; the loop bounds the rest by not taking
 	// publishes while that buffer is full.
-	queued *semaphore.Weighted
+	queued *budget
 	// pubMu guards handing publishes to c.pubs against the loop's final
 	// drain: publishers take the read lock, the ending loop the write lock.
 	pubMu          sync.RWMutex
@@ -164,7 +162,7 @@ func Dial(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error) {
 		closing:   make(chan struct{}),
 		done:      make(chan struct{}),
 		Blockings: NewQueue[Blocking](),
-		queued:    semaphore.NewWeighted(int64(cfg.MaxOutgoing)),
+		queued:    newBudget(int64(cfg.MaxOutgoing)),
 	}
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
 	l := newLoop(c)

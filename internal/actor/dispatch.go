@@ -77,7 +77,7 @@ func (l *loop) start(req request, id uint16, m sansio.Method) {
 }
 
 func (l *loop) publish(req request) {
-	l.c.queued.Release(req.weight) // held until the loop takes the publish
+	l.c.queued.release(req.weight) // held until the loop takes the publish
 	st := l.channels[req.ch.id]
 	if st == nil || st.ch != req.ch {
 		// Its channel ended after Publish handed it over; the number may

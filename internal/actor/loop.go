@@ -48,6 +48,7 @@ type loop struct {
 	// next collects, in order, what the next write sends: the core's
 	// outgoing bytes and, without a copy, the frames of large publishes.
 	next       writeBatch
+	spare      writeBatch // the slices of the last batch written, emptied for reuse
 	nextBytes  int
 	coreSpares [][]byte // the core's written buffers, to append to again
 	// timer signals tick at the core's deadline. It is a function timer:
@@ -231,7 +232,7 @@ func (l *loop) flush() {
 		return
 	}
 	batch := l.next
-	l.next = writeBatch{}
+	l.next, l.spare = l.spare, writeBatch{}
 	l.writing = true
 	l.inFlight, l.nextBytes = l.nextBytes, 0
 	if l.direct != nil && len(batch.bufs) == 1 {
@@ -256,13 +257,12 @@ func (l *loop) writeDone(res writeBatch) {
 			l.coreSpares = append(l.coreSpares, b[:0])
 		}
 	}
-	// Keep the batch's slices for the next one, emptied.
-	if l.next.bufs == nil {
-		clear(res.bufs[:cap(res.bufs)])
-		clear(res.pooled)
-		clear(res.core)
-		l.next = writeBatch{bufs: res.bufs[:0], pooled: res.pooled[:0], core: res.core[:0]}
-	}
+	// Keep the batch's slices for a later one, emptied: two sets take
+	// turns, one being written while the other fills.
+	clear(res.bufs[:cap(res.bufs)])
+	clear(res.pooled)
+	clear(res.core)
+	l.spare = writeBatch{bufs: res.bufs[:0], pooled: res.pooled[:0], core: res.core[:0]}
 	if res.err != nil {
 		l.core.ConnectionLost(res.err)
 	}
@@ -375,7 +375,7 @@ func (l *loop) drainRequests(err error) {
 				req.pub.settle(sansio.ConfirmFailed, err)
 			}
 			l.c.putFrames(req.frames)
-			l.c.queued.Release(req.weight)
+			l.c.queued.release(req.weight)
 		default:
 			return
 		}
