@@ -4,8 +4,10 @@
 //
 // Each Conn is run by one goroutine, its actor, which alone owns the
 // protocol state (a pure state machine in internal/sansio). A reader
-// goroutine only reads the socket and a writer goroutine only writes it,
-// coalescing every queued frame into one write. Your goroutines talk to the
+// goroutine only reads the socket. Frames queued together go out in one
+// write: the actor makes it itself when the socket takes it at once (TCP
+// and Unix sockets), and a writer goroutine otherwise, which waits for the
+// socket so that the actor never does. Your goroutines talk to the
 // actor through channels, so every method of Conn, Channel, Consumer,
 // Delivery and Confirmation is safe for concurrent use, and the actor never
 // waits for you: a slow consumer, an unread notification channel or a

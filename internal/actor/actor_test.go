@@ -8,6 +8,7 @@ import (
 	"net"
 	"runtime"
 	"strconv"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -461,19 +462,62 @@ func TestCallAbandonedBeforeTheLoopTookItIsUndone(t *testing.T) {
 	}
 }
 
-func TestTryWriterOnlyForSocketsWithADescriptor(t *testing.T) {
-	a, b := net.Pipe()
-	defer a.Close()
-	defer b.Close()
-	require.Nil(t, newTryWriter(a))
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (client, server *net.TCPConn) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer ln.Close()
 	nc, err := net.Dial("tcp", ln.Addr().String())
 	require.NoError(t, err)
-	defer nc.Close()
-	if runtime.GOOS != "windows" {
-		require.NotNil(t, newTryWriter(nc))
+	sc, err := ln.Accept()
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		nc.Close()
+		sc.Close()
+	})
+	return nc.(*net.TCPConn), sc.(*net.TCPConn)
+}
+
+func TestTryWriterOnlyForSocketsWithADescriptor(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	require.Nil(t, newTryWriter(a))
+	client, _ := tcpPair(t)
+	require.Equal(t, tryWriteSupported, newTryWriter(client) != nil)
+}
+
+func TestTryWriterNeverWaitsAndReportsTheSocketsError(t *testing.T) {
+	if !tryWriteSupported {
+		t.Skip("no non-blocking writes on " + runtime.GOOS)
+	}
+	client, server := tcpPair(t)
+	require.NoError(t, client.SetWriteBuffer(64<<10))
+	require.NoError(t, server.SetReadBuffer(64<<10))
+	w := newTryWriter(client)
+	big := make([]byte, 1<<20)
+	total := 0
+	for { // the peer reads nothing: the socket fills, then takes nothing
+		n, err := w.write(big)
+		require.NoError(t, err, "a full socket is not an error")
+		if n == 0 {
+			break
+		}
+		total += n
+		require.Less(t, total, 64<<20, "the socket never filled")
+	}
+	require.NoError(t, server.SetLinger(0))
+	require.NoError(t, server.Close()) // a reset
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := w.write([]byte("x"))
+		if err != nil {
+			require.True(t, errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE), "%v", err)
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "the reset never showed")
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -511,10 +555,16 @@ func TestDirectWritesKeepOrderWhenTheSocketFills(t *testing.T) {
 		}
 		published <- nil
 	}()
-	select {
-	case err := <-published:
-		t.Fatalf("all %d publishes went through a socket nobody reads: %v", n, err)
-	case <-time.After(200 * time.Millisecond): // publishers are held by the outgoing bound
+	// The publisher ends up waiting for outgoing room: the socket is full,
+	// so a write went to the writer goroutine (the loop's own writes never
+	// leave bytes pending).
+	for !c.queued.hasWaiters() {
+		select {
+		case err := <-published:
+			t.Fatalf("all %d publishes went through a socket nobody reads: %v", n, err)
+		default:
+			runtime.Gosched()
+		}
 	}
 	close(resume)
 	require.NoError(t, <-published)

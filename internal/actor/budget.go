@@ -14,7 +14,7 @@ type budget struct {
 	mu      sync.Mutex
 	size    int64
 	used    int64
-	waiters []*budgetWaiter // in arrival order
+	waiters []*budgetWaiter // in arrival order; few: one per blocked publisher
 }
 
 type budgetWaiter struct {

@@ -150,7 +150,8 @@ var waiters = sync.Pool{New: func() any { return make(chan struct{}, 1) }}
 // Settled reports whether the outcome is known.
 func (p *Publishing) Settled() bool { return p.settled.Load() }
 
-// Done is closed when the outcome is known.
+// Done is closed when the outcome is known. Asked after that, it returns a
+// channel shared by all settled publishes, already closed.
 func (p *Publishing) Done() <-chan struct{} {
 	if p.settled.Load() {
 		return closedDone

@@ -1,7 +1,10 @@
 // Package actor runs a sansio.Conn over a net.Conn. One goroutine, the
 // loop, owns the state machine; a reader and a writer goroutine only move
-// bytes. Callers talk to the loop through channels and never share its
-// state; the loop never blocks on a caller or a consumer.
+// bytes. The loop makes a write itself when the socket takes it without
+// waiting (see tryWriter), and hands the writer whatever the socket would
+// make it wait for. Callers talk to the loop through channels and never
+// share its state; the loop never blocks on a caller, a consumer or the
+// socket.
 package actor
 
 import (

@@ -43,7 +43,7 @@ type loop struct {
 	stop     chan struct{} // closed by the loop when it ends
 	ioDone   chan struct{} // each I/O goroutine sends once as it exits
 	writing  bool
-	inFlight int // bytes handed to the writer and not yet written
+	inFlight int // bytes of the write in progress not yet written
 
 	// next collects, in order, what the next write sends: the core's
 	// outgoing bytes and, without a copy, the frames of large publishes.
@@ -101,6 +101,8 @@ func (l *loop) run() {
 	go l.reader()
 	go l.writer()
 	l.tick = make(chan struct{}, 1)
+	// The timer's function runs in a goroutine of its own each time it
+	// fires; it never blocks, so it ends at once, also after shutdown.
 	l.timer = time.AfterFunc(time.Hour, func() {
 		select {
 		case l.tick <- struct{}{}:
@@ -158,7 +160,7 @@ func (l *loop) morePublishes() {
 }
 
 // afterEach runs after every step: hand events to their receivers, start
-// a write if the writer is idle, and arm the heartbeat timer.
+// a write if none is in progress, and arm the heartbeat timer.
 func (l *loop) afterEach() {
 	l.dispatch()
 	l.flush()
@@ -222,7 +224,9 @@ func (l *loop) queueFrames(frames *[]byte) {
 	l.nextBytes += len(*frames)
 }
 
-// flush hands everything queued to the writer, if it is idle.
+// flush writes everything queued, if no write is in progress: itself when
+// the socket takes it all at once, else through the writer, which waits
+// for the socket.
 func (l *loop) flush() {
 	if l.writing {
 		return
@@ -236,12 +240,14 @@ func (l *loop) flush() {
 	l.writing = true
 	l.inFlight, l.nextBytes = l.nextBytes, 0
 	if l.direct != nil && len(batch.bufs) == 1 {
-		n := l.direct.write(batch.bufs[0])
-		if n == len(batch.bufs[0]) {
+		n, err := l.direct.write(batch.bufs[0])
+		if n == len(batch.bufs[0]) || err != nil {
+			batch.err = err
 			l.writeDone(batch)
 			return
 		}
 		batch.bufs[0] = batch.bufs[0][n:]
+		l.inFlight -= n
 	}
 	l.writeCh <- batch // never blocks: capacity 1 and at most one write outstanding
 }
@@ -297,8 +303,10 @@ func (l *loop) reader() {
 	}
 }
 
-// writer only writes: one batch at a time, a vectored write of everything
-// that was queued when the previous write finished.
+// writer only writes: one batch at a time, as one vectored write, waiting
+// for the socket as long as it takes. It gets the batches the loop could
+// not write at once itself: those holding large publishes in their own
+// buffers, and the rest of a write the socket took only in part.
 func (l *loop) writer() {
 	defer func() { l.ioDone <- struct{}{} }()
 	// bufs outlives the iterations: WriteTo consumes its receiver, which

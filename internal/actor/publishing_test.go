@@ -3,7 +3,6 @@ package actor
 import (
 	"context"
 	"runtime"
-	"sync"
 	"testing"
 
 	"github.com/amqproto/amqproto/internal/sansio"
@@ -19,9 +18,9 @@ func (p *Publishing) hasWaiter() bool {
 func TestPublishingWaitersAllSeeTheOutcome(t *testing.T) {
 	var p Publishing
 	ctx := context.Background()
-	var wg sync.WaitGroup
+	settled := make(chan bool, 3)
 	for range 3 {
-		wg.Go(func() { require.True(t, p.Wait(ctx)) })
+		go func() { settled <- p.Wait(ctx) }()
 	}
 	done := p.Done()
 	for !p.hasWaiter() {
@@ -29,7 +28,9 @@ func TestPublishingWaitersAllSeeTheOutcome(t *testing.T) {
 	}
 	p.settle(sansio.ConfirmAck, nil)
 	<-done
-	wg.Wait()
+	for range 3 {
+		require.True(t, <-settled)
+	}
 	require.True(t, p.Wait(ctx))
 	require.Equal(t, sansio.ConfirmAck, p.Outcome)
 	<-p.Done() // closed, also when asked after the outcome

@@ -1,13 +1,16 @@
-//go:build !unix
+//go:build !(linux || darwin || freebsd || netbsd || openbsd || dragonfly)
 
 package actor
 
 import "net"
 
-// tryWriter is not available here: every batch goes through the writer
+// tryWriteSupported says whether newTryWriter can return a tryWriter here.
+const tryWriteSupported = false
+
+// tryWriter is not available here: every write goes through the writer
 // goroutine.
 type tryWriter struct{}
 
 func newTryWriter(net.Conn) *tryWriter { return nil }
 
-func (*tryWriter) write([]byte) int { return 0 }
+func (*tryWriter) write([]byte) (int, error) { return 0, nil }
