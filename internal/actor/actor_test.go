@@ -462,23 +462,6 @@ func TestCallAbandonedBeforeTheLoopTookItIsUndone(t *testing.T) {
 	}
 }
 
-// tcpPair returns both ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (client, server *net.TCPConn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	nc, err := net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	sc, err := ln.Accept()
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		nc.Close()
-		sc.Close()
-	})
-	return nc.(*net.TCPConn), sc.(*net.TCPConn)
-}
-
 func TestTryWriterOnlyForSocketsWithADescriptor(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()

@@ -145,6 +145,41 @@ func (b *fakeBroker) answerClose() {
 func pipeConn(t *testing.T, cfg Config, script func(b *fakeBroker)) (*Conn, <-chan struct{}) {
 	t.Helper()
 	client, server := net.Pipe()
+	return scriptedConn(t, cfg, client, server, script)
+}
+
+// tcpConn is pipeConn over a loopback TCP connection with small socket
+// buffers, so that the loop's non-blocking writes fill the socket quickly
+// (smaller buffers than these make loopback TCP stall for seconds).
+func tcpConn(t *testing.T, cfg Config, script func(b *fakeBroker)) *Conn {
+	t.Helper()
+	client, server := tcpPair(t)
+	require.NoError(t, client.SetWriteBuffer(64<<10))
+	require.NoError(t, server.SetReadBuffer(64<<10))
+	c, _ := scriptedConn(t, cfg, client, server, script)
+	return c
+}
+
+// tcpPair returns both ends of a loopback TCP connection, closed at the end
+// of the test.
+func tcpPair(t *testing.T) (client, server *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	sc, err := ln.Accept()
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		nc.Close()
+		sc.Close()
+	})
+	return nc.(*net.TCPConn), sc.(*net.TCPConn)
+}
+
+func scriptedConn(t *testing.T, cfg Config, client, server net.Conn, script func(b *fakeBroker)) (*Conn, <-chan struct{}) {
+	t.Helper()
 	b := &fakeBroker{t: t, nc: server}
 	scriptDone := make(chan struct{})
 	go func() {
@@ -167,40 +202,4 @@ func pipeConn(t *testing.T, cfg Config, script func(b *fakeBroker)) (*Conn, <-ch
 		<-scriptDone
 	})
 	return c, scriptDone
-}
-
-// tcpConn is pipeConn over a loopback TCP connection with small socket
-// buffers, so that the loop's non-blocking writes fill the socket quickly
-// (smaller buffers than these make loopback TCP stall for seconds).
-func tcpConn(t *testing.T, cfg Config, script func(b *fakeBroker)) *Conn {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	server, err := ln.Accept()
-	require.NoError(t, err)
-	require.NoError(t, client.(*net.TCPConn).SetWriteBuffer(64<<10))
-	require.NoError(t, server.(*net.TCPConn).SetReadBuffer(64<<10))
-	b := &fakeBroker{t: t, nc: server}
-	scriptDone := make(chan struct{})
-	go func() {
-		defer close(scriptDone)
-		defer server.Close()
-		script(b)
-	}()
-	cfg.Core.Auth = []sansio.Auth{&sansio.PlainAuth{Username: "guest", Password: "guest"}}
-	c, err := Dial(context.Background(), client, cfg)
-	if err != nil {
-		<-scriptDone
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = c.Close(ctx)
-		<-scriptDone
-	})
-	return c
 }
