@@ -149,3 +149,89 @@ func TestPublishBeyondMaxOutgoing(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 40, n)
 }
+
+// Publishers on four channels of one connection interleave small messages,
+// which the connection coalesces into shared writes, with large ones that
+// go out from their own buffers, while a consumer on another connection
+// checks that every channel's messages arrive complete and in order.
+func TestMixedSizesKeepOrderAndContent(t *testing.T) {
+	t.Parallel()
+	const publishers, perPublisher, window = 4, 600, 100
+	sizes := []int{0, 16, 1000, 17 << 10, 3000, 70 << 10, 131072 + 1}
+	ctx := ctxT(t)
+	pc := dial(t, amqp.Config{ConnectionName: t.Name() + "/publish"})
+	q := uniqueName(t, "mixed")
+	_, err := channel(t, pc).QueueDeclare(ctx, q, amqp.QueueOptions{})
+	require.NoError(t, err)
+	cleanupQueue(t, pc, q)
+
+	// body is message i of publisher p: its size from sizes, its bytes from
+	// a hash of (p, i), so that a misplaced byte anywhere shows.
+	body := func(p, i int) []byte {
+		b := make([]byte, sizes[(p+i)%len(sizes)])
+		seed := sha256.Sum256(fmt.Appendf(nil, "%d/%d", p, i))
+		for j := range b {
+			b[j] = seed[j%len(seed)] ^ byte(j/len(seed))
+		}
+		return b
+	}
+	cc := dial(t, amqp.Config{ConnectionName: t.Name() + "/consume"})
+	cch := channel(t, cc)
+	require.NoError(t, cch.Qos(ctx, 200, false))
+	cons, err := cch.Consume(ctx, q, amqp.ConsumeOptions{})
+	require.NoError(t, err)
+	errs := make(chan error, publishers)
+	for p := range publishers {
+		go func() { errs <- publishInWindow(ctx, pc, q, p, perPublisher, window, body) }()
+	}
+	next := make([]int, publishers)
+	for got := 0; got < publishers*perPublisher; got++ {
+		d := waitFor(t, cons.Deliveries(), time.Minute, "a delivery")
+		p, ok := d.Headers["publisher"].(int32)
+		require.True(t, ok, "header publisher: %#v", d.Headers["publisher"])
+		i := next[p]
+		require.Equal(t, fmt.Sprintf("%d/%d", p, i), d.MessageID, "out of order")
+		require.True(t, bytes.Equal(body(int(p), i), d.Body), "message %d/%d: body differs", p, i)
+		next[p]++
+		if got%50 == 49 {
+			require.NoError(t, d.Ack(ctx, true))
+		}
+	}
+	for range publishers {
+		require.NoError(t, <-errs)
+	}
+}
+
+// publishInWindow publishes n messages of publisher p on a channel of its
+// own, with at most window unconfirmed.
+func publishInWindow(ctx context.Context, c *amqp.Conn, q string, p, n, window int, body func(p, i int) []byte) error {
+	ch, err := c.Channel(ctx)
+	if err != nil {
+		return err
+	}
+	defer ch.Close(ctx)
+	if err := ch.Confirm(ctx); err != nil {
+		return err
+	}
+	var pending []*amqp.Confirmation
+	for i := range n {
+		if len(pending) == window {
+			if err := pending[0].Wait(ctx); err != nil {
+				return err
+			}
+			pending = pending[1:]
+		}
+		conf, err := ch.Publish(ctx, amqp.Publishing{RoutingKey: q, Body: body(p, i), Properties: amqp.Properties{
+			MessageID: fmt.Sprintf("%d/%d", p, i), Headers: amqp.Table{"publisher": int32(p)}}})
+		if err != nil {
+			return err
+		}
+		pending = append(pending, conf)
+	}
+	for _, conf := range pending {
+		if err := conf.Wait(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
