@@ -18,6 +18,14 @@
 //	go run . -only d -client ours -cpuprofile /tmp/p -memprofile /tmp/p
 //	go tool pprof -top /tmp/p-d-ours-r1.cpu.pprof
 //	go tool pprof -top -sample_index=alloc_objects -base /tmp/p-d-ours-r1.mem.pprof.base /tmp/p-d-ours-r1.mem.pprof
+//
+// On a virtual machine the dearest thing a client does is wake a sleeping
+// thread (the switches column). To see which goroutine wakes which, and how
+// often, trace a window and count the goroutines' Waiting->Runnable
+// transitions, grouped by the stack of the goroutine that made them:
+//
+//	go run . -only b -client ours -trace /tmp/t
+//	go tool trace -d=parsed /tmp/t-b-ours-r1.trace
 package main
 
 import (
@@ -87,6 +95,7 @@ type options struct {
 	clients    []client
 	jsonPath   string
 	cpuProfile string
+	tracePath  string
 	memProfile string
 	timeout    time.Duration
 	pause      time.Duration
@@ -117,6 +126,7 @@ func run() error {
 	only := flag.String("only", "", "comma-separated scenarios to run (a,b,c,d,e,f); empty runs all")
 	which := flag.String("client", "both", "clients to run: both, ours or theirs")
 	flag.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
+	flag.StringVar(&o.tracePath, "trace", "", "write an execution trace of every measured window to PREFIX-<row>-<client>-r<round>.trace\n(who wakes whom: go tool trace -d=parsed FILE, and count the Waiting->Runnable transitions)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of every measured window to PREFIX-<row>-<client>-r<round>.cpu.pprof")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write allocation profiles around every measured window to PREFIX-<row>-<client>-r<round>.mem.pprof{.base,}")
 	memRate := flag.Int("memprofilerate", 0, "runtime.MemProfileRate while profiling (0 keeps the default)")
@@ -359,6 +369,9 @@ func (o *options) profiling(row string, cl client, round int) profiling {
 	}
 	if o.memProfile != "" {
 		p.mem = o.memProfile + name + ".mem.pprof"
+	}
+	if o.tracePath != "" {
+		p.trace = o.tracePath + name + ".trace"
 	}
 	return p
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 	"time"
 )
@@ -46,7 +47,7 @@ func usage() (time.Duration, int64) {
 // profiling says where to write the profiles of one measured window; empty
 // paths write nothing.
 type profiling struct {
-	cpu, mem string
+	cpu, mem, trace string
 }
 
 // measure runs p.Run in the measured window: wall time, process CPU time,
@@ -71,6 +72,16 @@ func measure(ctx context.Context, p prepared, n, bodySize int, prof profiling) (
 			return sample{}, err
 		}
 	}
+	if prof.trace != "" {
+		f, err := os.Create(prof.trace)
+		if err != nil {
+			return sample{}, err
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return sample{}, err
+		}
+	}
 	runtime.ReadMemStats(&m0)
 	c0, sw0 := usage()
 	t0 := time.Now()
@@ -82,6 +93,9 @@ func measure(ctx context.Context, p prepared, n, bodySize int, prof profiling) (
 	runtime.ReadMemStats(&m1)
 	if prof.cpu != "" {
 		pprof.StopCPUProfile()
+	}
+	if prof.trace != "" {
+		trace.Stop()
 	}
 	if prof.mem != "" {
 		runtime.GC()
