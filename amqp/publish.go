@@ -153,9 +153,12 @@ func (ch *Channel) Confirm(ctx context.Context) error {
 //
 // When Publish returns an error, the message was not sent. When it returns
 // nil, the message was handed to the connection and will be written unless
-// the connection fails; on a channel in confirm mode the returned
-// Confirmation (nil otherwise) reports what the broker did with it, also
-// after ctx ends.
+// the channel or connection ends first (a publish racing the broker's
+// channel.close is lost, as it would be on the wire); on a channel in
+// confirm mode the returned Confirmation (nil otherwise) reports what the
+// broker did with it, including that loss, also after ctx ends. A channel
+// that has ended refuses publishes, also those waiting for channel.flow
+// when it ends.
 func (ch *Channel) Publish(ctx context.Context, p Publishing) (*Confirmation, error) {
 	m := sansio.BasicPublish{Exchange: p.Exchange, RoutingKey: p.RoutingKey, Mandatory: p.Mandatory}
 	props := sansio.Properties(p.Properties)

@@ -273,6 +273,9 @@ func (c *Conn) handOver(ctx context.Context, ch *Channel, req request) error {
 	if c.pubsClosed {
 		return c.closedErr()
 	}
+	if err := ch.Err(); err != nil {
+		return err // the select below would pick at random
+	}
 	select {
 	case c.pubs <- req:
 		return nil
@@ -295,6 +298,7 @@ type Consumer struct {
 
 	// Loop-owned.
 	overflowed bool
+	abandoned  bool // its Consume call gave up: deliveries go back to the queue
 }
 
 // Channel returns the channel the consumer belongs to.

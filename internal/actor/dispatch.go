@@ -54,6 +54,15 @@ func (l *loop) handle(req request) {
 		// consume-ok in the same read.
 		st.consumers[req.cons.Tag] = req.cons
 		l.start(req, req.ch.id, req.m)
+	case reqCancelConsumer:
+		if st.consumers[req.cons.Tag] != req.cons {
+			// It ended already (cancelled, overflowed, or by the broker):
+			// a basic.cancel now would name whichever consumer took the
+			// tag since.
+			l.reply(&waiter{req: req}, Result{})
+			return
+		}
+		l.start(req, req.ch.id, req.m)
 	default:
 		l.start(req, req.ch.id, req.m)
 	}
@@ -266,11 +275,13 @@ func (l *loop) replied(ev sansio.Event) {
 		return
 	case reqConsume:
 		if w.abandoned && st != nil {
-			// Nobody will read this consumer: cancel it at the broker.
+			// Nobody will read this consumer: cancel it at the broker, and
+			// give back what it gets until the broker confirms.
+			req.cons.abandoned = true
 			l.cancelConsumer(st, req.cons, ErrConsumerCancelled)
 		}
 	case reqCancelConsumer:
-		if st != nil {
+		if st != nil && st.consumers[req.cons.Tag] == req.cons {
 			delete(st.consumers, req.cons.Tag)
 		}
 		reason := w.reason
@@ -280,6 +291,12 @@ func (l *loop) replied(ev sansio.Event) {
 		req.cons.Queue.Close(reason)
 	case reqCall:
 		switch m := req.m.(type) {
+		case *sansio.BasicGet:
+			if w.abandoned && !m.NoAck && ev.Message.DeliveryTag != 0 {
+				// Nobody takes the message: give it back to the queue
+				// rather than hold it unacknowledged.
+				l.requeue(ev.Channel, ev.Message.DeliveryTag)
+			}
 		case *sansio.BasicQos:
 			if st != nil {
 				st.prefetch = m.PrefetchCount
@@ -305,6 +322,12 @@ func (l *loop) cancelConsumer(st *chanState, cons *Consumer, reason error) {
 	l.waiters[token] = &waiter{reason: reason, req: request{kind: reqCancelConsumer, ch: st.ch, cons: cons, m: m}}
 }
 
+// requeue rejects a delivery nobody will take, so that the broker hands it
+// to another consumer now rather than when the channel closes.
+func (l *loop) requeue(channel uint16, deliveryTag uint64) {
+	_ = l.core.Call(channel, 0, &sansio.BasicReject{DeliveryTag: deliveryTag, Requeue: true})
+}
+
 func (l *loop) closeQuietly(st *chanState) {
 	_ = l.core.CloseChannel(st.ch.id, l.c.nextToken.Add(1))
 }
@@ -320,7 +343,13 @@ func (l *loop) deliver(ev sansio.Event) {
 		// cancel-ok. Give the message back rather than lose it.
 		l.c.log.Warn("amqp delivery for an unknown consumer; requeued",
 			slog.String("consumer_tag", ev.Message.ConsumerTag))
-		_ = l.core.Call(ev.Channel, 0, &sansio.BasicReject{DeliveryTag: ev.Message.DeliveryTag, Requeue: true})
+		l.requeue(ev.Channel, ev.Message.DeliveryTag)
+		return
+	}
+	if cons.abandoned {
+		if !cons.NoAck {
+			l.requeue(ev.Channel, ev.Message.DeliveryTag)
+		}
 		return
 	}
 	n := cons.Queue.push(ev.Message)
@@ -415,6 +444,6 @@ func (l *loop) channelClosed(ev sansio.Event) {
 	})
 	st.ch.Outcomes.Close(err)
 	st.ch.Returns.Close(err)
+	st.ch.cancel(err) // before the gate opens: its waiters must see the end
 	st.ch.flow.open()
-	st.ch.cancel(err)
 }

@@ -25,7 +25,9 @@ func (g *gate) open() {
 }
 
 // wait returns nil once the gate is open, ctx's cause if ctx ends first, or
-// endErr() if end closes first.
+// endErr() if end closes first. An end wins over an open: the loop opens a
+// channel's gate when the channel ends, after closing end, and the waiting
+// publishers must then fail, not go on.
 func (g *gate) wait(ctx context.Context, end <-chan struct{}, endErr func() error) error {
 	for {
 		ch := g.shutCh.Load()
@@ -34,6 +36,11 @@ func (g *gate) wait(ctx context.Context, end <-chan struct{}, endErr func() erro
 		}
 		select {
 		case <-*ch:
+			select {
+			case <-end:
+				return endErr()
+			default:
+			}
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		case <-end:

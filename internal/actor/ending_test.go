@@ -1,0 +1,203 @@
+package actor
+
+import (
+	"context"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/amqproto/amqproto/internal/sansio"
+	"github.com/stretchr/testify/require"
+)
+
+// givenBack answers the client's basic.qos and collects the delivery tags
+// it rejects or nacks until connection.close, which it answers.
+func givenBack(b *fakeBroker) []uint64 {
+	var tags []uint64
+	for {
+		r, err := b.next()
+		if err != nil {
+			return tags
+		}
+		switch m := r.method.(type) {
+		case *sansio.BasicReject:
+			tags = append(tags, m.DeliveryTag)
+		case *sansio.BasicNack:
+			tags = append(tags, m.DeliveryTag)
+		case *sansio.BasicCancel:
+			b.send(r.channel, &sansio.BasicCancelOk{ConsumerTag: m.ConsumerTag})
+		case *sansio.BasicQos:
+			b.send(r.channel, &sansio.BasicQosOk{})
+		case *sansio.ConnectionClose:
+			b.send(0, &sansio.ConnectionCloseOk{})
+			return tags
+		}
+	}
+}
+
+// abandonOnTheWire runs call with a context cancelled once the broker has
+// read the request, and requires it to fail with the cancellation. Then
+// release lets the broker answer, and a basic.qos round trip makes sure
+// the client has read the answer before the test goes on.
+func abandonOnTheWire(t *testing.T, ch *Channel, seen, release chan struct{}, call func(ctx context.Context) error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-seen; cancel() }()
+	require.ErrorIs(t, call(ctx), context.Canceled)
+	close(release)
+	require.NoError(t, ch.Call(context.Background(), &sansio.BasicQos{PrefetchCount: 1}).Err)
+}
+
+// A manual-ack basic.get whose caller gave up once it was on the wire: the
+// message of the get-ok is given back at once, not held unacknowledged
+// until the channel closes.
+func TestAbandonedGetGivesItsMessageBack(t *testing.T) {
+	seen, release := make(chan struct{}), make(chan struct{})
+	tags := make(chan []uint64, 1)
+	c, _ := pipeConn(t, Config{}, func(b *fakeBroker) {
+		b.handshake(0)
+		id := b.openChannel()
+		expect[*sansio.BasicGet](b)
+		close(seen)
+		<-release
+		p, err := sansio.AppendMethodFrame(nil, id, &sansio.BasicGetOk{DeliveryTag: 7, RoutingKey: "q"})
+		require.NoError(t, err)
+		p, err = sansio.AppendContentHeaderFrame(p, id, sansio.ClassBasic, 1, &sansio.Properties{})
+		require.NoError(t, err)
+		b.write(sansio.AppendBodyFrames(p, id, []byte("x"), 131072))
+		tags <- givenBack(b)
+	})
+	ch, err := c.OpenChannel(context.Background())
+	require.NoError(t, err)
+	abandonOnTheWire(t, ch, seen, release, func(ctx context.Context) error {
+		return ch.Call(ctx, &sansio.BasicGet{Queue: "q"}).Err
+	})
+	require.NoError(t, c.Close(context.Background()))
+	require.Equal(t, []uint64{7}, <-tags)
+}
+
+// A manual-ack consume whose caller gave up once basic.consume was on the
+// wire is cancelled when consume-ok comes, and what it is delivered until
+// cancel-ok is given back.
+func TestAbandonedConsumeGivesItsDeliveriesBack(t *testing.T) {
+	seen, release := make(chan struct{}), make(chan struct{})
+	tags := make(chan []uint64, 1)
+	c, _ := pipeConn(t, Config{}, func(b *fakeBroker) {
+		b.handshake(0)
+		id := b.openChannel()
+		m := expect[*sansio.BasicConsume](b)
+		close(seen)
+		<-release
+		b.send(id, &sansio.BasicConsumeOk{ConsumerTag: m.ConsumerTag})
+		b.deliver(id, m.ConsumerTag, 1, []byte("x"))
+		b.deliver(id, m.ConsumerTag, 2, []byte("y"))
+		tags <- givenBack(b)
+	})
+	ch, err := c.OpenChannel(context.Background())
+	require.NoError(t, err)
+	abandonOnTheWire(t, ch, seen, release, func(ctx context.Context) error {
+		_, err := ch.Consume(ctx, &sansio.BasicConsume{Queue: "q", ConsumerTag: "gone"})
+		return err
+	})
+	require.NoError(t, c.Close(context.Background()))
+	require.ElementsMatch(t, []uint64{1, 2}, <-tags)
+}
+
+// Cancel on a consumer that has ended already does nothing: the broker
+// cancelled it, and a new consumer took its tag, which a basic.cancel now
+// would end without the client knowing.
+func TestCancelOfAnEndedConsumerLeavesItsTagAlone(t *testing.T) {
+	cancels := make(chan int, 1)
+	c, _ := pipeConn(t, Config{}, func(b *fakeBroker) {
+		b.handshake(0)
+		id := b.openChannel()
+		m := expect[*sansio.BasicConsume](b)
+		b.send(id, &sansio.BasicConsumeOk{ConsumerTag: m.ConsumerTag})
+		b.send(id, &sansio.BasicCancel{ConsumerTag: m.ConsumerTag, NoWait: true}) // its queue was deleted
+		m = expect[*sansio.BasicConsume](b)
+		b.send(id, &sansio.BasicConsumeOk{ConsumerTag: m.ConsumerTag})
+		n := 0
+		for {
+			r, err := b.next()
+			require.NoError(t, err)
+			switch m := r.method.(type) {
+			case *sansio.BasicCancel:
+				n++
+				b.send(id, &sansio.BasicCancelOk{ConsumerTag: m.ConsumerTag})
+				continue
+			case *sansio.BasicQos:
+				b.send(id, &sansio.BasicQosOk{})
+			default:
+				continue
+			}
+			break
+		}
+		cancels <- n
+		b.answerClose()
+	})
+	ctx := context.Background()
+	ch, err := c.OpenChannel(ctx)
+	require.NoError(t, err)
+	first, err := ch.Consume(ctx, &sansio.BasicConsume{Queue: "q", ConsumerTag: "t"})
+	require.NoError(t, err)
+	<-first.Queue.Signal()
+	_, closed, err := first.Queue.Take(nil)
+	require.True(t, closed)
+	require.ErrorIs(t, err, ErrCancelledByBroker)
+
+	second, err := ch.Consume(ctx, &sansio.BasicConsume{Queue: "q2", ConsumerTag: "t"})
+	require.NoError(t, err)
+	require.NoError(t, first.Cancel(ctx))
+	require.NoError(t, ch.Call(ctx, &sansio.BasicQos{PrefetchCount: 1}).Err)
+	require.Zero(t, <-cancels, "the stale Cancel sent basic.cancel")
+	_, closed, _ = second.Queue.Take(nil)
+	require.False(t, closed)
+}
+
+// Publishers held by channel.flow when the broker closes the channel fail:
+// none of them may report its message handed over.
+func TestPublishersHeldByFlowFailWhenTheChannelCloses(t *testing.T) {
+	const n = 50
+	paused, closeIt := make(chan struct{}), make(chan struct{})
+	c, _ := pipeConn(t, Config{}, func(b *fakeBroker) {
+		b.handshake(0)
+		id := b.openChannel()
+		b.send(id, &sansio.ChannelFlow{Active: false})
+		expect[*sansio.ChannelFlowOk](b)
+		close(paused)
+		<-closeIt
+		b.send(id, &sansio.ChannelClose{ReplyCode: 320, ReplyText: "CONNECTION_FORCED"})
+		b.answerClose()
+	})
+	ctx := context.Background()
+	ch, err := c.OpenChannel(ctx)
+	require.NoError(t, err)
+	<-paused
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			errs <- ch.Publish(ctx, &sansio.BasicPublish{RoutingKey: "q"}, &sansio.Properties{}, []byte("x"), nil)
+		}()
+	}
+	waitParkedOnGate(t, n)
+	close(closeIt)
+	for range n {
+		require.ErrorIs(t, <-errs, sansio.ErrChannelClosed)
+	}
+}
+
+// waitParkedOnGate waits until n goroutines wait in gate.wait.
+func waitParkedOnGate(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	buf := make([]byte, 1<<22)
+	for {
+		k := runtime.Stack(buf, true)
+		if strings.Count(string(buf[:k]), "actor.(*gate).wait") >= n {
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "publishers never waited at the gate")
+		runtime.Gosched()
+	}
+}
