@@ -2,6 +2,7 @@ package actor
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 )
@@ -26,10 +27,14 @@ var budgetWaiters = sync.Pool{New: func() any { return &budgetWaiter{ready: make
 
 func newBudget(size int64) *budget { return &budget{size: size} }
 
+// errBudgetEnd is acquire's error when its end channel closed first.
+var errBudgetEnd = errors.New("actor: stopped waiting for outgoing room")
+
 // acquire takes n, waiting while earlier waiters are queued or less than n
 // is free. It fails with ctx's error when ctx ends first, or had already
-// ended: a publish with a cancelled context is not sent.
-func (b *budget) acquire(ctx context.Context, n int64) error {
+// ended (a publish with a cancelled context is not sent), and with
+// errBudgetEnd when end closes first (the publish's channel ended).
+func (b *budget) acquire(ctx context.Context, end <-chan struct{}, n int64) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -44,26 +49,35 @@ func (b *budget) acquire(ctx context.Context, n int64) error {
 	b.waiters = append(b.waiters, w)
 	b.mu.Unlock()
 
+	var gaveUp error
 	select {
 	case <-w.ready:
 		budgetWaiters.Put(w)
 		return nil
 	case <-ctx.Done():
-		b.mu.Lock()
-		if i := slices.Index(b.waiters, w); i >= 0 {
-			b.waiters = slices.Delete(b.waiters, i, i+1)
-			b.grantLocked() // the waiters behind it may fit now
-			b.mu.Unlock()
-			budgetWaiters.Put(w)
-			return ctx.Err()
-		}
-		b.mu.Unlock()
-		// Granted just as ctx ended: give it back.
-		<-w.ready
-		budgetWaiters.Put(w)
-		b.release(n)
-		return ctx.Err()
+		gaveUp = ctx.Err()
+	case <-end:
+		gaveUp = errBudgetEnd
 	}
+	return b.withdraw(w, n, gaveUp)
+}
+
+// withdraw takes back the wait of w, which gave up with err.
+func (b *budget) withdraw(w *budgetWaiter, n int64, err error) error {
+	b.mu.Lock()
+	if i := slices.Index(b.waiters, w); i >= 0 {
+		b.waiters = slices.Delete(b.waiters, i, i+1)
+		b.grantLocked() // the waiters behind it may fit now
+		b.mu.Unlock()
+		budgetWaiters.Put(w)
+		return err
+	}
+	b.mu.Unlock()
+	// Granted just as it gave up: give it back.
+	<-w.ready
+	budgetWaiters.Put(w)
+	b.release(n)
+	return err
 }
 
 // release returns n and wakes the waiters that now fit, in order.

@@ -28,11 +28,11 @@ func waitQueued(t *testing.T, b *budget, n int) {
 func TestBudgetServesWaitersInOrder(t *testing.T) {
 	b := newBudget(10)
 	ctx := context.Background()
-	require.NoError(t, b.acquire(ctx, 10))
+	require.NoError(t, b.acquire(ctx, nil, 10))
 	order := make(chan int, 3)
 	for i, n := range []int64{6, 1, 4} {
 		go func() {
-			if b.acquire(ctx, n) == nil {
+			if b.acquire(ctx, nil, n) == nil {
 				order <- i
 			}
 		}()
@@ -54,13 +54,13 @@ func TestBudgetServesWaitersInOrder(t *testing.T) {
 
 func TestBudgetCancelledWaiterLetsTheNextIn(t *testing.T) {
 	b := newBudget(10)
-	require.NoError(t, b.acquire(context.Background(), 8))
+	require.NoError(t, b.acquire(context.Background(), nil, 8))
 	ctx, cancel := context.WithCancel(context.Background())
 	big := make(chan error, 1)
-	go func() { big <- b.acquire(ctx, 5) }()
+	go func() { big <- b.acquire(ctx, nil, 5) }()
 	waitQueued(t, b, 1)
 	small := make(chan error, 1)
-	go func() { small <- b.acquire(context.Background(), 2) }()
+	go func() { small <- b.acquire(context.Background(), nil, 2) }()
 	waitQueued(t, b, 2)
 	cancel()
 	require.ErrorIs(t, <-big, context.Canceled)
@@ -72,10 +72,10 @@ func TestBudgetCancelledWaiterLetsTheNextIn(t *testing.T) {
 func TestBudgetGrantRacingCancellationIsReturned(t *testing.T) {
 	b := newBudget(1)
 	for range 500 {
-		require.NoError(t, b.acquire(context.Background(), 1))
+		require.NoError(t, b.acquire(context.Background(), nil, 1))
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- b.acquire(ctx, 1) }()
+		go func() { done <- b.acquire(ctx, nil, 1) }()
 		waitQueued(t, b, 1)
 		go cancel()
 		b.release(1)
@@ -93,7 +93,7 @@ func TestBudgetGrantRacingCancellationIsReturned(t *testing.T) {
 func TestBudgetWaitDoesNotAllocate(t *testing.T) {
 	b := newBudget(1)
 	ctx := context.Background()
-	require.NoError(t, b.acquire(ctx, 1))
+	require.NoError(t, b.acquire(ctx, nil, 1))
 	ready := make(chan struct{})
 	go func() {
 		for range ready {
@@ -106,7 +106,7 @@ func TestBudgetWaitDoesNotAllocate(t *testing.T) {
 	defer close(ready)
 	allocs := testing.AllocsPerRun(100, func() {
 		ready <- struct{}{}
-		if err := b.acquire(ctx, 1); err != nil {
+		if err := b.acquire(ctx, nil, 1); err != nil {
 			panic(err)
 		}
 	})
@@ -128,6 +128,20 @@ func TestBudgetRefusesAnEndedContext(t *testing.T) {
 	b := newBudget(10)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	require.ErrorIs(t, b.acquire(ctx, 1), context.Canceled)
+	require.ErrorIs(t, b.acquire(ctx, nil, 1), context.Canceled)
+	require.Zero(t, b.used)
+}
+
+func TestBudgetWaiterLeavesWhenItsEndCloses(t *testing.T) {
+	b := newBudget(1)
+	require.NoError(t, b.acquire(context.Background(), nil, 1))
+	end := make(chan struct{})
+	gaveUp := make(chan error, 1)
+	go func() { gaveUp <- b.acquire(context.Background(), end, 1) }()
+	waitQueued(t, b, 1)
+	close(end)
+	require.ErrorIs(t, <-gaveUp, errBudgetEnd)
+	waitQueued(t, b, 0)
+	b.release(1)
 	require.Zero(t, b.used)
 }

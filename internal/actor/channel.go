@@ -239,7 +239,8 @@ func (ch *Channel) Publish(ctx context.Context, m *sansio.BasicPublish, props *s
 	if err := ch.Err(); err != nil {
 		return err
 	}
-	if err := c.blocked.wait(ctx, c.done, c.closedErr); err != nil {
+	// ch.ctx ends with the channel and with the connection.
+	if err := c.blocked.wait(ctx, ch.ctx.Done(), ch.Err); err != nil {
 		return err
 	}
 	if err := ch.flow.wait(ctx, ch.ctx.Done(), ch.Err); err != nil {
@@ -253,8 +254,11 @@ func (ch *Channel) Publish(ctx context.Context, m *sansio.BasicPublish, props *s
 	}
 	*frames = out
 	weight := int64(min(len(out), c.cfg.MaxOutgoing))
-	if err := c.queued.acquire(ctx, weight); err != nil {
+	if err := c.queued.acquire(ctx, ch.ctx.Done(), weight); err != nil {
 		c.putFrames(frames)
+		if errors.Is(err, errBudgetEnd) {
+			return ch.Err()
+		}
 		return context.Cause(ctx)
 	}
 	req := request{kind: reqPublish, ch: ch, frames: frames, pub: pub, pubM: *m, size: len(body), weight: weight}

@@ -2,6 +2,7 @@ package actor
 
 import (
 	"context"
+	"net"
 	"runtime"
 	"strings"
 	"testing"
@@ -200,4 +201,69 @@ func waitParkedOnGate(t *testing.T, n int) {
 		require.True(t, time.Now().Before(deadline), "publishers never waited at the gate")
 		runtime.Gosched()
 	}
+}
+
+// deafConn is a net.Conn that ignores deadlines, as a careless wrapper might.
+type deafConn struct{ net.Conn }
+
+func (deafConn) SetDeadline(time.Time) error      { return nil }
+func (deafConn) SetWriteDeadline(time.Time) error { return nil }
+
+// Close ends the connection even when its socket is stuck and ignores the
+// write deadline that would normally end the stuck write.
+func TestCloseEndsAStuckSocketThatIgnoresDeadlines(t *testing.T) {
+	stalled, stop := make(chan struct{}), make(chan struct{})
+	client, server := net.Pipe()
+	c, _ := scriptedConn(t, Config{}, deafConn{client}, server, func(b *fakeBroker) {
+		b.handshake(0)
+		b.openChannel()
+		close(stalled) // read nothing more: the client's writes block
+		<-stop
+	})
+	defer close(stop)
+	ch, err := c.OpenChannel(context.Background())
+	require.NoError(t, err)
+	<-stalled
+	for range 3 {
+		require.NoError(t, ch.Publish(context.Background(), &sansio.BasicPublish{RoutingKey: "q"}, &sansio.Properties{}, make([]byte, 100), nil))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	require.Error(t, c.Close(ctx))
+	require.Less(t, time.Since(start), 5*time.Second)
+	<-c.Done()
+}
+
+// A publisher waiting for outgoing room on a stuck socket fails when its
+// channel ends, rather than wait for the socket.
+func TestPublisherWaitingForRoomFailsWhenTheChannelCloses(t *testing.T) {
+	stalled, closeIt, stop := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	c, _ := pipeConn(t, Config{MaxOutgoing: 64 << 10}, func(b *fakeBroker) {
+		b.handshake(0)
+		id := b.openChannel()
+		close(stalled) // read nothing more: the client's writes block
+		<-closeIt
+		b.send(id, &sansio.ChannelClose{ReplyCode: 406, ReplyText: "PRECONDITION_FAILED"})
+		<-stop
+	})
+	defer close(stop)
+	ch, err := c.OpenChannel(context.Background())
+	require.NoError(t, err)
+	<-stalled
+	published := make(chan error, 1)
+	go func() {
+		for {
+			err := ch.Publish(context.Background(), &sansio.BasicPublish{RoutingKey: "q"}, &sansio.Properties{}, make([]byte, 16<<10), nil)
+			if err != nil {
+				published <- err
+				return
+			}
+		}
+	}()
+	for !c.queued.hasWaiters() {
+		runtime.Gosched()
+	}
+	close(closeIt)
+	require.ErrorIs(t, <-published, sansio.ErrChannelClosed)
 }

@@ -331,13 +331,17 @@ func (l *loop) shutdown() {
 	c := l.c
 	deadline := now().Add(time.Second)
 	_ = c.nc.SetWriteDeadline(deadline)
+	// A stuck socket ends the writes in progress at the deadline; one whose
+	// net.Conn ignores deadlines is closed a little later to end them.
+	stuck := time.AfterFunc(time.Until(deadline)+100*time.Millisecond, func() { _ = c.nc.Close() })
 	if l.writing {
 		l.writeDone(<-l.wrote)
 	}
-	l.flush() // the write deadline bounds this when the socket is stuck
+	l.flush()
 	if l.writing {
 		l.writeDone(<-l.wrote)
 	}
+	stuck.Stop()
 	for _, p := range l.next.pooled {
 		l.c.putFrames(p)
 	}
