@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"sync"
 
 	"github.com/amqproto/amqproto/internal/actor"
@@ -182,20 +183,33 @@ func newDelivery(ch *Channel, m *sansio.Message) Delivery {
 // Channel returns the channel the delivery came on.
 func (d *Delivery) Channel() *Channel { return d.ch }
 
+// ErrNoDelivery is the error of Ack, Nack and Reject on a Delivery that did
+// not come from the broker, such as the zero Delivery of an empty Get.
+var ErrNoDelivery = errors.New("amqp: not a delivery from the broker")
+
 // Ack acknowledges the delivery; with multiple, also every earlier
 // unacknowledged delivery of its channel. It fails with an error matching
 // ErrChannelClosed once the channel has ended.
 func (d *Delivery) Ack(ctx context.Context, multiple bool) error {
+	if d.ch == nil {
+		return ErrNoDelivery
+	}
 	return d.ch.Ack(ctx, d.DeliveryTag, multiple)
 }
 
 // Nack rejects the delivery (with multiple, also every earlier one),
 // requeueing it or not (then it is dropped or dead-lettered).
 func (d *Delivery) Nack(ctx context.Context, multiple, requeue bool) error {
+	if d.ch == nil {
+		return ErrNoDelivery
+	}
 	return d.ch.Nack(ctx, d.DeliveryTag, multiple, requeue)
 }
 
 // Reject rejects the delivery, requeueing it or not.
 func (d *Delivery) Reject(ctx context.Context, requeue bool) error {
+	if d.ch == nil {
+		return ErrNoDelivery
+	}
 	return d.ch.Reject(ctx, d.DeliveryTag, requeue)
 }

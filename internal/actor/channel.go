@@ -28,6 +28,7 @@ type Channel struct {
 	Outcomes    *Queue[*Publishing]
 	Returns     *Queue[sansio.Message]
 	outcomesOn  atomic.Bool
+	handing     atomic.Int32 // publishers inside handOver
 	returnsOn   atomic.Bool
 	nextTagSeed atomic.Uint64
 }
@@ -214,6 +215,19 @@ func (p *Publishing) Wait(ctx context.Context) bool {
 	}
 }
 
+// settle settles p (nil for a publish nobody waits on) and hands it to the
+// channel's Outcomes when they are on: Confirmations must see every
+// outcome, also the failures the loop decides itself.
+func (ch *Channel) settle(p *Publishing, outcome sansio.Confirm, err error) {
+	if p == nil {
+		return
+	}
+	p.settle(outcome, err)
+	if ch.outcomesOn.Load() {
+		ch.Outcomes.Push(p)
+	}
+}
+
 func (p *Publishing) settle(outcome sansio.Confirm, err error) {
 	p.Outcome, p.Err = outcome, err
 	p.mu.Lock()
@@ -270,8 +284,27 @@ func (ch *Channel) Publish(ctx context.Context, m *sansio.BasicPublish, props *s
 	return nil
 }
 
+// outcomesDone asks the loop to fail what was handed over for ch after it
+// ended and to close its Outcomes, unless the connection is gone.
+func (c *Conn) outcomesDone(ch *Channel) {
+	select {
+	case c.reqs <- request{kind: reqOutcomesDone, ch: ch}:
+	case <-c.done:
+	}
+}
+
 // handOver gives a publish to the loop.
 func (c *Conn) handOver(ctx context.Context, ch *Channel, req request) error {
+	// A publish that checked the channel before it ended can still land in
+	// c.pubs after the loop failed those queued: the loop then keeps the
+	// channel's Outcomes open until the last such publisher has left, who
+	// tells it (see loop.channelClosed).
+	ch.handing.Add(1)
+	defer func() {
+		if ch.handing.Add(-1) == 0 && ch.ctx.Err() != nil {
+			c.outcomesDone(ch)
+		}
+	}()
 	c.pubMu.RLock()
 	defer c.pubMu.RUnlock()
 	if c.pubsClosed {

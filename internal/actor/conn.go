@@ -71,6 +71,7 @@ type Conn struct {
 	ctx       context.Context // cancelled with the close cause when the connection ends
 	cancel    context.CancelCauseFunc
 	closed    atomic.Bool   // Close was called
+	ended     atomic.Bool   // the core has ended; set by the loop
 	closing   chan struct{} // closed when Close is called
 	closeOnce sync.Once
 	done      chan struct{} // closed when the loop and both I/O goroutines exited
@@ -123,6 +124,7 @@ const (
 	reqCloseConn
 	reqAbandon // the caller of the request with this token gave up
 	reqUpdateSecret
+	reqOutcomesDone // the last publisher racing a channel's end has left
 )
 
 type request struct {
@@ -235,7 +237,7 @@ const CloseTimeout = 10 * time.Second
 func (c *Conn) Close(ctx context.Context) error {
 	// A connection that had already ended (the broker closed it, the
 	// socket failed) before the first Close reports why.
-	endedFirst := c.ctx.Err() != nil && !c.closed.Load()
+	endedFirst := (c.ended.Load() || c.ctx.Err() != nil) && !c.closed.Load()
 	c.closed.Store(true)
 	c.closeOnce.Do(func() { close(c.closing) })
 	if _, ok := ctx.Deadline(); !ok {

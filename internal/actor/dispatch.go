@@ -32,6 +32,10 @@ func (l *loop) handle(req request) {
 	case reqUpdateSecret:
 		l.start(req, 0, &sansio.ConnectionUpdateSecret{NewSecret: req.secret, Reason: req.reason})
 		return
+	case reqOutcomesDone:
+		l.publishesFirst()
+		l.endOutcomes(req.ch)
+		return
 	}
 	st := l.channels[req.ch.id]
 	if st == nil || st.ch != req.ch {
@@ -92,9 +96,7 @@ func (l *loop) publish(req request) {
 		// Its channel ended after Publish handed it over; the number may
 		// already belong to a new channel, which must not send it.
 		l.c.putFrames(req.frames)
-		if req.pub != nil {
-			req.pub.settle(sansio.ConfirmFailed, req.ch.errOrClosed())
-		}
+		req.ch.settle(req.pub, sansio.ConfirmFailed, req.ch.errOrClosed())
 		return
 	}
 	var seq uint64
@@ -111,16 +113,12 @@ func (l *loop) publish(req request) {
 		l.c.putFrames(req.frames)
 	}
 	if err != nil {
-		if req.pub != nil {
-			req.pub.settle(sansio.ConfirmFailed, err)
-		}
+		req.ch.settle(req.pub, sansio.ConfirmFailed, err)
 		return
 	}
 	if seq == 0 {
-		if req.pub != nil {
-			// Not in confirm mode: the outcome is only that it was written.
-			req.pub.settle(sansio.ConfirmAck, nil)
-		}
+		// Not in confirm mode: the outcome is only that it was written.
+		req.ch.settle(req.pub, sansio.ConfirmAck, nil)
 		return
 	}
 	if req.pub != nil {
@@ -395,10 +393,19 @@ func (l *loop) confirmed(ev sansio.Event) {
 	if p == nil {
 		return
 	}
-	p.settle(ev.Confirm, ev.Err)
-	if st.ch.outcomesOn.Load() {
-		st.ch.Outcomes.Push(p)
+	st.ch.settle(p, ev.Confirm, ev.Err)
+}
+
+// endOutcomes closes the Outcomes and Returns of ch, which has ended, once
+// no publisher is handing a publish over for it.
+func (l *loop) endOutcomes(ch *Channel) {
+	err, ok := l.ending[ch]
+	if !ok || ch.handing.Load() != 0 {
+		return
 	}
+	delete(l.ending, ch)
+	ch.Outcomes.Close(err)
+	ch.Returns.Close(err)
 }
 
 func (l *loop) flow(ev sansio.Event) {
@@ -439,11 +446,16 @@ func (l *loop) channelClosed(ev sansio.Event) {
 		cons.Queue.Close(err)
 		delete(st.consumers, tag)
 	}
+	st.ch.cancel(err)                      // from now on Publish refuses, also at the gate
 	st.pending.drain(func(p *Publishing) { // the core failed them already; a safety net
-		p.settle(sansio.ConfirmFailed, err)
+		st.ch.settle(p, sansio.ConfirmFailed, err)
 	})
-	st.ch.Outcomes.Close(err)
-	st.ch.Returns.Close(err)
-	st.ch.cancel(err) // before the gate opens: its waiters must see the end
+	// Publishes already handed over for this channel fail now, while
+	// Confirmations can still report them. One that checked the channel
+	// before it ended may still come: then the Outcomes stay open until
+	// its publisher has left handOver and says so (reqOutcomesDone).
+	l.publishesFirst()
+	l.ending[st.ch] = err
+	l.endOutcomes(st.ch)
 	st.ch.flow.open()
 }

@@ -30,6 +30,7 @@ type loop struct {
 
 	waiters  map[uint64]*waiter
 	channels map[uint16]*chanState
+	ending   map[*Channel]error // ended channels whose Outcomes wait for late publishes
 	inbuf    []byte
 	finished bool
 	cause    error
@@ -82,6 +83,7 @@ func newLoop(c *Conn) *loop {
 		core:     sansio.NewConn(c.cfg.Core),
 		waiters:  make(map[uint64]*waiter),
 		channels: make(map[uint16]*chanState),
+		ending:   make(map[*Channel]error),
 		readCh:   make(chan []byte),
 		readErr:  make(chan error, 1),
 		freeBufs: make(chan []byte, 4),
@@ -162,6 +164,11 @@ func (l *loop) morePublishes() {
 // afterEach runs after every step: hand events to their receivers, start
 // a write if none is in progress, and arm the heartbeat timer.
 func (l *loop) afterEach() {
+	if l.core.Closed() {
+		// Before the events that fail channels and wake their callers: a
+		// Close called after that must see the connection ended first.
+		l.c.ended.Store(true)
+	}
 	l.dispatch()
 	l.flush()
 	l.armTimer()
@@ -370,6 +377,10 @@ func (l *loop) shutdown() {
 	c.pubsClosed = true
 	c.pubMu.Unlock()
 	l.drainRequests(closeErr)
+	for ch, err := range l.ending {
+		ch.Outcomes.Close(err)
+		ch.Returns.Close(err)
+	}
 	close(c.done)
 }
 
@@ -383,9 +394,7 @@ func (l *loop) drainRequests(err error) {
 				req.reply <- Result{Err: err}
 			}
 		case req := <-l.c.pubs:
-			if req.pub != nil {
-				req.pub.settle(sansio.ConfirmFailed, err)
-			}
+			req.ch.settle(req.pub, sansio.ConfirmFailed, err)
 			l.c.putFrames(req.frames)
 			l.c.queued.release(req.weight)
 		default:

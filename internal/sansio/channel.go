@@ -224,13 +224,8 @@ func (c *Conn) Publish(id uint16, m *BasicPublish, props *Properties, body []byt
 	if err := c.publishable(id); err != nil {
 		return 0, err
 	}
-	start := len(c.out)
 	out, err := AppendPublish(c.out, id, m, props, body, c.tuning.FrameMax)
-	if err == nil {
-		err = checkHeaderFrame(out[start:], c.tuning.FrameMax)
-	}
 	if err != nil {
-		c.out = c.out[:start]
 		return 0, err
 	}
 	c.out = out

@@ -148,12 +148,19 @@ func AppendBodyFrames(dst []byte, channel uint16, body []byte, frameMax uint32) 
 }
 
 // AppendPublish appends a basic.publish method frame, its content header
-// and its body frames for a connection with the given frame_max. On error dst
-// is returned unchanged.
+// and its body frames for a connection with the given frame_max (0: no
+// limit). A content header larger than frame_max (a large Headers table) is
+// an error with code FrameError: the broker would close the connection. On
+// error dst is returned unchanged.
 func AppendPublish(dst []byte, channel uint16, m *BasicPublish, props *Properties, body []byte, frameMax uint32) ([]byte, error) {
 	out, err := AppendPublishHead(dst, channel, m, props, len(body))
 	if err != nil {
 		return dst, err
+	}
+	if frameMax != 0 {
+		if err := checkHeaderFrame(out[len(dst):], frameMax); err != nil {
+			return dst, err
+		}
 	}
 	return AppendBodyFrames(out, channel, body, frameMax), nil
 }
