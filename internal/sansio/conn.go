@@ -20,6 +20,10 @@ const (
 	DefaultMaxBodySize = 512 << 20 // RabbitMQ's ceiling for max_message_size
 	defaultLocale      = "en_US"
 
+	// RabbitMinFrameMax is the least frame_max RabbitMQ 4.1 and later
+	// accept in tune-ok (the spec's minimum is 4096); every version takes it.
+	RabbitMinFrameMax = 8192
+
 	// preTuneFrameMax bounds frames before connection.tune. The spec asks
 	// for FrameMinSize, but connection.start carries the server's properties,
 	// whose size the server chooses; RabbitMQ's default frame_max is a safe
@@ -46,8 +50,9 @@ type Config struct {
 	// ChannelMax is the highest channel number this client wants; 0 accepts
 	// the server's limit.
 	ChannelMax uint16
-	// FrameMax is the largest frame this client wants, at least
-	// FrameMinSize; 0 accepts the server's limit.
+	// FrameMax is the largest frame this client wants; 0 accepts the
+	// server's limit. Less than RabbitMinFrameMax is raised to it, unless
+	// the server itself offers less.
 	FrameMax uint32
 	// Heartbeat is the interval this client wants: 0 accepts the server's
 	// proposal, a negative value disables heartbeats, a positive value is
@@ -346,8 +351,16 @@ func (c *Conn) send(channel uint16, m Method) {
 }
 
 func (c *Conn) handleFrame(f Frame) {
-	if c.state == stateClosing && f.Channel != 0 {
-		return // channels were ended when we began to close; only close and close-ok matter
+	if c.state == stateClosing {
+		// After sending connection.close, every method but close and
+		// close-ok is discarded (spec, connection.close), even one that
+		// does not decode; the channels were ended already.
+		if f.Type == FrameMethod && f.Channel == 0 {
+			if m, err := c.dec.DecodeMethod(f.Payload); err == nil {
+				c.handleConnectionMethod(m)
+			}
+		}
+		return
 	}
 	if c.state < stateOpen && f.Type != FrameMethod && f.Type != FrameHeartbeat {
 		c.protocolError(errorf(UnexpectedFrame, "frame type %d during the handshake", f.Type), 0)
@@ -520,9 +533,13 @@ func (c *Conn) handleTune(m *ConnectionTune) {
 		c.unexpected(m)
 		return
 	}
+	wantFrameMax := c.cfg.FrameMax
+	if wantFrameMax != 0 && wantFrameMax < RabbitMinFrameMax {
+		wantFrameMax = RabbitMinFrameMax
+	}
 	t := Tuning{
 		ChannelMax: uint16(negotiate(uint32(c.cfg.ChannelMax), uint32(m.ChannelMax), DefaultChannelMax)),
-		FrameMax:   negotiate(c.cfg.FrameMax, m.FrameMax, DefaultFrameMax),
+		FrameMax:   negotiate(wantFrameMax, m.FrameMax, DefaultFrameMax),
 	}
 	if t.FrameMax < FrameMinSize {
 		t.FrameMax = FrameMinSize

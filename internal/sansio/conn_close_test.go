@@ -453,3 +453,15 @@ func TestProtocolViolations(t *testing.T) {
 }
 
 const ch1 = 1
+
+// After the client sent connection.close, every method but close and
+// close-ok is discarded (spec, connection.close), also on channel 0 and
+// also one that does not decode: the close-ok behind it still ends the
+// connection cleanly.
+func TestClosingDiscardsUndecodableMethodsOnChannel0(t *testing.T) {
+	c, p := openConn(t, 0)
+	c.Close(ReplySuccess, "")
+	p.sent(c)
+	evs := drive(t, c, t0, cat(unknownMethodFrame(0), p.method(0, &ConnectionCloseOk{})))
+	require.Equal(t, []Event{{Kind: EventConnectionClosed}}, evs)
+}
