@@ -101,7 +101,7 @@ func (l *loop) publish(req request) {
 	}
 	var seq uint64
 	var err error
-	if frames := *req.frames; len(frames) >= zeroCopyMin {
+	if frames := *req.frames; len(frames) >= zeroCopyMin && !l.core.MustQueue(req.ch.id) {
 		seq, err = l.core.PublishFrames(req.ch.id, &req.pubM, req.size, frames)
 		if err == nil {
 			l.queueFrames(req.frames) // returned to the pool once written

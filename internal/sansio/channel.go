@@ -2,6 +2,7 @@ package sansio
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sort"
 )
@@ -21,7 +22,8 @@ type request struct {
 	token   uint64
 	m       Method
 	sent    bool
-	noReply bool // a no-wait method queued to keep its order
+	noReply bool   // a no-wait method queued to keep its order
+	frames  []byte // a publish queued behind a no-wait method: its frames, m nil
 }
 
 // contentKind says what the content being assembled on a channel belongs to.
@@ -147,6 +149,11 @@ func (c *Conn) Call(id uint16, token uint64, m Method) error {
 			return err
 		}
 		ch.requests = append(ch.requests, request{token: token, m: m, noReply: true})
+		if _, ok := m.(*ConfirmSelect); ok && !ch.confirm {
+			// Publishes queued behind it go out after it: they are
+			// numbered from now on.
+			ch.confirm, ch.nextSeq = true, 1
+		}
 		return nil
 	}
 	ch.requests = append(ch.requests, request{token: token, m: m})
@@ -162,6 +169,11 @@ func (c *Conn) Call(id uint16, token uint64, m Method) error {
 func (c *Conn) sendHead(ch *channel) error {
 	for len(ch.requests) > 0 {
 		head := &ch.requests[0]
+		if head.m == nil { // a publish
+			c.out = append(c.out, head.frames...)
+			ch.requests = ch.requests[1:]
+			continue
+		}
 		if err := c.sendRequest(ch, head.m); err != nil {
 			if !head.noReply {
 				c.emit(Event{Kind: EventReply, Channel: ch.id, Token: head.token, Err: err})
@@ -224,6 +236,13 @@ func (c *Conn) Publish(id uint16, m *BasicPublish, props *Properties, body []byt
 	if err := c.publishable(id); err != nil {
 		return 0, err
 	}
+	if c.mustQueue(id) {
+		frames, err := AppendPublish(nil, id, m, props, body, c.tuning.FrameMax)
+		if err != nil {
+			return 0, err
+		}
+		return c.queuePublish(id, m, len(body), frames), nil
+	}
 	out, err := AppendPublish(c.out, id, m, props, body, c.tuning.FrameMax)
 	if err != nil {
 		return 0, err
@@ -243,21 +262,59 @@ func (c *Conn) PublishEncoded(id uint16, m *BasicPublish, bodySize int, frames [
 	if err := checkHeaderFrame(frames, c.tuning.FrameMax); err != nil {
 		return 0, err
 	}
+	if c.mustQueue(id) {
+		return c.queuePublish(id, m, bodySize, append([]byte(nil), frames...)), nil
+	}
 	c.out = append(c.out, frames...)
 	return c.published(id, m, bodySize), nil
 }
 
 // PublishFrames is PublishEncoded for frames the driver writes itself,
 // without copying them into the outgoing buffer: it must write them after
-// the bytes TakeOutgoing returns now and before any bytes queued later.
+// the bytes TakeOutgoing returns now and before any bytes queued later. It
+// fails with ErrMustQueue when the channel holds no-wait methods waiting
+// their turn (see MustQueue): use PublishEncoded then.
 func (c *Conn) PublishFrames(id uint16, m *BasicPublish, bodySize int, frames []byte) (uint64, error) {
 	if err := c.publishable(id); err != nil {
 		return 0, err
+	}
+	if c.mustQueue(id) {
+		return 0, ErrMustQueue
 	}
 	if err := checkHeaderFrame(frames, c.tuning.FrameMax); err != nil {
 		return 0, err
 	}
 	return c.published(id, m, bodySize), nil
+}
+
+// ErrMustQueue is PublishFrames's error for a publish that has to wait its
+// turn on the channel.
+var ErrMustQueue = errors.New("amqp: the publish must wait behind queued no-wait methods")
+
+// MustQueue reports whether a publish on channel id now would wait behind
+// no-wait methods that are themselves waiting for an earlier request's
+// reply: a publish must not overtake the exchange.declare it may need.
+func (c *Conn) MustQueue(id uint16) bool { return c.mustQueue(id) }
+
+func (c *Conn) mustQueue(id uint16) bool {
+	ch := c.channel(id)
+	if ch == nil {
+		return false
+	}
+	for _, r := range ch.requests {
+		if r.noReply {
+			return true
+		}
+	}
+	return false
+}
+
+// queuePublish numbers a publish and queues its frames behind the
+// channel's waiting no-wait methods.
+func (c *Conn) queuePublish(id uint16, m *BasicPublish, bodySize int, frames []byte) uint64 {
+	ch := c.channels[id]
+	ch.requests = append(ch.requests, request{noReply: true, frames: frames})
+	return c.published(id, m, bodySize)
 }
 
 // publishable reports why channel id cannot take a publish, if it cannot.
@@ -313,6 +370,17 @@ func (c *Conn) CloseChannel(id uint16, token uint64) error {
 	}
 	if id == 0 {
 		return ErrChannelClosed
+	}
+	// What Call and Publish accepted without a reply to wait for goes out
+	// before the close: its callers were told it would be sent. The
+	// requests that wait for replies fail below.
+	for _, r := range ch.requests {
+		switch {
+		case r.noReply && r.m == nil:
+			c.out = append(c.out, r.frames...)
+		case r.noReply:
+			_ = c.sendRequest(ch, r.m) // encodable: checked by Call
+		}
 	}
 	c.send(id, &ChannelClose{ReplyCode: uint16(ReplySuccess)})
 	ch.state = chanClosing

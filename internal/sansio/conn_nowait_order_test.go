@@ -36,3 +36,74 @@ func TestNoWaitMethodKeepsItsPlaceBehindQueuedRequests(t *testing.T) {
 	require.NoError(t, c.Call(ch, 5, &QueueBind{Queue: "c", Exchange: "x", NoWait: true}))
 	require.Len(t, p.frames(c.TakeOutgoing(t0, nil)), 1)
 }
+
+// A publish issued after a no-wait exchange.declare that waits its turn
+// behind a declare must not reach the broker before it: RabbitMQ closes the
+// channel with 404 NOT_FOUND for a publish to an exchange not declared yet.
+func TestPublishWaitsBehindQueuedNoWaitDeclare(t *testing.T) {
+	c, p := openConn(t, 0)
+	ch := openChannel(t, c, p)
+	call(t, c, ch, 1, &QueueDeclare{Queue: "q"})
+	call(t, c, ch, 2, &ExchangeDeclare{Exchange: "x", Type: "fanout", NoWait: true})
+	_, err := c.Publish(ch, &BasicPublish{Exchange: "x"}, nil, []byte("m"))
+	require.NoError(t, err)
+	drive(t, c, t0, p.method(ch, &QueueDeclareOk{Queue: "q"}))
+
+	var order []string
+	for _, s := range p.sent(c) {
+		if s.method != nil {
+			order = append(order, s.method.ID().String())
+		}
+	}
+	require.Equal(t, []string{"queue.declare", "exchange.declare", "basic.publish"}, order,
+		"the publish overtook the exchange.declare it was issued after")
+}
+
+// Call accepted a no-wait queue.bind (it returned nil and no event will
+// follow). CloseChannel must not drop it silently: it has to reach the
+// broker before channel.close, or be reported as failed.
+func TestCloseChannelSendsAcceptedNoWaitMethodsFirst(t *testing.T) {
+	c, p := openConn(t, 0)
+	ch := openChannel(t, c, p)
+	call(t, c, ch, 1, &QueueDeclare{Queue: "q"})
+	call(t, c, ch, 2, &QueueBind{Queue: "q", Exchange: "amq.fanout", NoWait: true})
+	require.NoError(t, c.CloseChannel(ch, 3))
+	evs := drain(c)
+	evs = append(evs, drive(t, c, t0, p.method(ch, &QueueDeclareOk{Queue: "q"}))...)
+	evs = append(evs, drive(t, c, t0, p.method(ch, &ChannelCloseOk{}))...)
+
+	var order []string
+	for _, s := range p.sent(c) {
+		order = append(order, s.method.ID().String())
+	}
+	reported := false
+	for _, ev := range evs {
+		if ev.Kind == EventReply && ev.Token == 2 {
+			reported = true
+		}
+	}
+	require.True(t, reported || len(order) == 3 && order[1] == "queue.bind",
+		"accepted no-wait queue.bind was neither sent nor reported; wire: %v", order)
+}
+
+// A confirm.select no-wait that waits its turn numbers the publishes queued
+// behind it, which go out after it: the broker's ack of 1 settles the first.
+func TestPublishesQueuedBehindNoWaitConfirmSelectAreNumbered(t *testing.T) {
+	c, p := openConn(t, 0)
+	ch := openChannel(t, c, p)
+	call(t, c, ch, 1, &QueueDeclare{Queue: "q"})
+	call(t, c, ch, 2, &ConfirmSelect{Nowait: true})
+	seq, err := c.Publish(ch, &BasicPublish{RoutingKey: "q"}, nil, []byte("m"))
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), seq)
+	drive(t, c, t0, p.method(ch, &QueueDeclareOk{Queue: "q"}))
+	var order []string
+	for _, s := range p.sent(c) {
+		if s.method != nil {
+			order = append(order, s.method.ID().String())
+		}
+	}
+	require.Equal(t, []string{"queue.declare", "confirm.select", "basic.publish"}, order)
+	evs := drive(t, c, t0, p.method(ch, &BasicAck{DeliveryTag: 1}))
+	require.Equal(t, []Event{{Kind: EventConfirm, Channel: ch, Seq: 1, Confirm: ConfirmAck}}, evs)
+}
