@@ -60,6 +60,8 @@ type Config struct {
 	// value disables heartbeats.
 	Heartbeat time.Duration
 	// FrameMax and ChannelMax: 0 takes the URI's value, else the broker's.
+	// A FrameMax under 8192 is raised to 8192, which RabbitMQ 4.1 and later
+	// require, unless the broker offers less.
 	FrameMax   uint32
 	ChannelMax uint16
 	// Vhost overrides the URI's virtual host when not empty.
