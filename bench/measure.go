@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -62,23 +63,19 @@ func measure(ctx context.Context, p prepared, n, bodySize int, prof profiling) (
 			return sample{}, err
 		}
 	}
-	if prof.cpu != "" {
-		f, err := os.Create(prof.cpu)
+	for _, rec := range []struct {
+		path  string
+		start func(io.Writer) error
+	}{{prof.cpu, pprof.StartCPUProfile}, {prof.trace, trace.Start}} {
+		if rec.path == "" {
+			continue
+		}
+		f, err := os.Create(rec.path)
 		if err != nil {
 			return sample{}, err
 		}
 		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return sample{}, err
-		}
-	}
-	if prof.trace != "" {
-		f, err := os.Create(prof.trace)
-		if err != nil {
-			return sample{}, err
-		}
-		defer f.Close()
-		if err := trace.Start(f); err != nil {
+		if err := rec.start(f); err != nil {
 			return sample{}, err
 		}
 	}
