@@ -336,6 +336,7 @@ type Consumer struct {
 	// Loop-owned.
 	overflowed bool
 	abandoned  bool // its Consume call gave up: deliveries go back to the queue
+	prefetch   int  // the channel's prefetch count when it started
 }
 
 // Channel returns the channel the consumer belongs to.

@@ -55,7 +55,9 @@ func (l *loop) handle(req request) {
 			return
 		}
 		// Registered before the broker answers: deliveries may follow
-		// consume-ok in the same read.
+		// consume-ok in the same read. A later basic.qos does not change
+		// the prefetch of a consumer already started.
+		req.cons.prefetch = int(st.prefetch)
 		st.consumers[req.cons.Tag] = req.cons
 		l.start(req, req.ch.id, req.m)
 	case reqCancelConsumer:
@@ -351,7 +353,7 @@ func (l *loop) deliver(ev sansio.Event) {
 		return
 	}
 	n := cons.Queue.push(ev.Message)
-	if n > max(l.c.cfg.ConsumerBuffer, int(st.prefetch)) && !cons.overflowed {
+	if n > max(l.c.cfg.ConsumerBuffer, cons.prefetch) && !cons.overflowed {
 		// Ending the consumer keeps what it holds and what is still in
 		// flight until cancel-ok: nothing is dropped.
 		cons.overflowed = true

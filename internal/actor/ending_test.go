@@ -267,3 +267,49 @@ func TestPublisherWaitingForRoomFailsWhenTheChannelCloses(t *testing.T) {
 	close(closeIt)
 	require.ErrorIs(t, <-published, sansio.ErrChannelClosed)
 }
+
+// A basic.qos after Consume does not change that consumer's prefetch at the
+// broker, so it does not lower the bound past which the consumer counts as
+// overflowed either.
+func TestLaterQosDoesNotLowerAStartedConsumersBound(t *testing.T) {
+	delivered := make(chan bool, 1) // whether the client cancelled meanwhile
+	c, _ := pipeConn(t, Config{ConsumerBuffer: 10}, func(b *fakeBroker) {
+		b.handshake(0)
+		id := b.openChannel()
+		expect[*sansio.BasicQos](b)
+		b.send(id, &sansio.BasicQosOk{})
+		consume := expect[*sansio.BasicConsume](b)
+		b.send(id, &sansio.BasicConsumeOk{ConsumerTag: consume.ConsumerTag})
+		expect[*sansio.BasicQos](b)
+		b.send(id, &sansio.BasicQosOk{})
+		for i := range 50 { // within the prefetch of 100 the consumer started with
+			b.deliver(id, consume.ConsumerTag, uint64(i+1), []byte("m"))
+		}
+		b.send(id, &sansio.ChannelFlow{Active: true}) // a marker: all delivered
+		cancelled := false
+		for {
+			r, err := b.next()
+			require.NoError(t, err)
+			if m, ok := r.method.(*sansio.BasicCancel); ok {
+				cancelled = true
+				b.send(id, &sansio.BasicCancelOk{ConsumerTag: m.ConsumerTag})
+			}
+			if _, ok := r.method.(*sansio.ChannelFlowOk); ok {
+				break
+			}
+		}
+		delivered <- cancelled
+		b.answerClose()
+	})
+	ctx := context.Background()
+	ch, err := c.OpenChannel(ctx)
+	require.NoError(t, err)
+	require.NoError(t, ch.Call(ctx, &sansio.BasicQos{PrefetchCount: 100}).Err)
+	cons, err := ch.Consume(ctx, &sansio.BasicConsume{Queue: "q", ConsumerTag: "t"})
+	require.NoError(t, err)
+	require.NoError(t, ch.Call(ctx, &sansio.BasicQos{PrefetchCount: 5}).Err)
+	require.False(t, <-delivered, "the consumer was cancelled as overflowed") // nothing read meanwhile
+	items, closed, _ := cons.Queue.Take(nil)
+	require.False(t, closed)
+	require.Len(t, items, 50)
+}
