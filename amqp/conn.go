@@ -218,14 +218,15 @@ func dialTransport(ctx context.Context, uri URI, cfg *Config) (net.Conn, error) 
 		var d net.Dialer
 		dial = d.DialContext
 	}
+	// The certificate files are read first: a missing one is a mistake in
+	// the configuration, to report as such, not after connecting.
+	tlsCfg, err := tlsConfig(uri, cfg.TLS)
+	if err != nil {
+		return nil, err
+	}
 	nc, err := dial(ctx, "tcp", uri.Addr())
 	if err != nil {
 		return nil, &DialError{Addr: uri.Addr(), Err: err}
-	}
-	tlsCfg, err := tlsConfig(uri, cfg.TLS)
-	if err != nil {
-		nc.Close()
-		return nil, err
 	}
 	if tlsCfg == nil {
 		return nc, nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +18,11 @@ const (
 	defaultURL    = "amqp://guest:guest@localhost:5672/"
 	defaultWindow = 1000
 	defaultSize   = 1024
+
+	// Bounds on the load flags: the window and a generated body are
+	// allocated up front. RabbitMQ refuses messages over 512 MiB.
+	maxWindow = 1 << 20
+	maxSize   = 512 << 20
 )
 
 // usage is the text of --help. TestUsageNamesEveryFlag keeps it in step with
@@ -86,11 +92,11 @@ Delivery:
                             the line ending; empty lines are skipped)
   --rate R                  publish at most R messages a second
   --window N                messages awaiting confirmation at most (default
-                            1000)
+                            1000, at most 1048576)
 
 Load test:
   --count N                 publish N generated messages
-  --size BYTES              their body size (default 1024)
+  --size BYTES              their body size (default 1024, at most 512 MiB)
   --json                    print the summary as JSON on standard output
   With --count, a progress bar is drawn on standard error when it is a
   terminal, and a summary (messages, msgs/s, MB/s, confirm latency p50 and
@@ -173,21 +179,33 @@ type stringsFlag []string
 func (s *stringsFlag) String() string     { return strings.Join(*s, ",") }
 func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
 
-// headerFlag collects -H flags into a table; a later flag for the same key
-// replaces an earlier one.
-type headerFlag struct{ table amqp.Table }
+// headerFlag collects -H flags; check parses them into a table, where a
+// later flag for the same key replaces an earlier one. They are parsed
+// there rather than in Set because the flag package would quote the whole
+// argument, which may hold a secret, in its error.
+type headerFlag struct {
+	raw   []string
+	table amqp.Table
+}
 
 func (h *headerFlag) String() string { return "" }
 
 func (h *headerFlag) Set(s string) error {
-	key, value, err := parseHeader(s)
-	if err != nil {
-		return err
+	h.raw = append(h.raw, s)
+	return nil
+}
+
+func (h *headerFlag) parse() error {
+	for _, s := range h.raw {
+		key, value, err := parseHeader(s)
+		if err != nil {
+			return err
+		}
+		if h.table == nil {
+			h.table = amqp.Table{}
+		}
+		h.table[key] = value
 	}
-	if h.table == nil {
-		h.table = amqp.Table{}
-	}
-	h.table[key] = value
 	return nil
 }
 
@@ -197,7 +215,7 @@ func (h *headerFlag) Set(s string) error {
 func parseHeader(s string) (key string, value any, err error) {
 	key, raw, ok := strings.Cut(s, "=")
 	if !ok {
-		return "", nil, fmt.Errorf("header %q: want KEY=VALUE or KEY:=VALUE", s)
+		return "", nil, errors.New("a -H header is not KEY=VALUE or KEY:=VALUE (not repeated here: it may hold a secret)")
 	}
 	forceString := strings.HasSuffix(key, ":")
 	key = strings.TrimSuffix(key, ":")
@@ -333,6 +351,14 @@ func (o *options) check() error {
 		return fmt.Errorf("%s: %s", o.urlSource, describe(err))
 	}
 	o.uri = uri
+	for param, path := range map[string]string{"cacertfile": uri.CACertFile, "certfile": uri.CertFile, "keyfile": uri.KeyFile} {
+		if path == "" {
+			continue
+		}
+		if _, err := os.Stat(path); err != nil {
+			return fmt.Errorf("%s: %s: %v", o.urlSource, param, err)
+		}
+	}
 
 	// Destination.
 	switch {
@@ -354,8 +380,8 @@ func (o *options) check() error {
 		return fmt.Errorf("--count %d: must be 0 or more", o.count)
 	case o.sizeSet && !o.loadTest:
 		return errors.New("--size needs --count")
-	case o.size < 0:
-		return fmt.Errorf("--size %d: must be 0 or more", o.size)
+	case o.size < 0 || o.size > maxSize:
+		return fmt.Errorf("--size %d: must be from 0 to %d", o.size, maxSize)
 	}
 	if o.loadTest && o.count == 0 {
 		return errors.New("--count 0: nothing to send")
@@ -376,6 +402,9 @@ func (o *options) check() error {
 		}
 		o.props.Expiration = ms
 	}
+	if err := o.headers.parse(); err != nil {
+		return err
+	}
 	o.props.Headers = o.headers.table
 
 	// Delivery.
@@ -384,8 +413,8 @@ func (o *options) check() error {
 		return fmt.Errorf("--timeout %v: must not be negative", o.timeout)
 	case o.rate < 0 || math.IsNaN(o.rate) || math.IsInf(o.rate, 0):
 		return fmt.Errorf("--rate %v: must be a positive number of messages a second", o.rate)
-	case o.window < 1:
-		return fmt.Errorf("--window %d: must be 1 or more", o.window)
+	case o.window < 1 || o.window > maxWindow:
+		return fmt.Errorf("--window %d: must be from 1 to %d", o.window, maxWindow)
 	case o.windowSet && o.noConfirm:
 		return errors.New("--window bounds unconfirmed messages: drop it or --no-confirm")
 	}

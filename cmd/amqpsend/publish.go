@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -274,8 +275,11 @@ func (pc pacer) delay(n int, now time.Time) time.Duration {
 	if pc.rate <= 0 {
 		return 0
 	}
-	due := pc.start.Add(time.Duration(float64(n) / pc.rate * float64(time.Second)))
-	return due.Sub(now)
+	after := float64(n) / pc.rate * float64(time.Second)
+	if after >= math.MaxInt64 {
+		return math.MaxInt64 // not in this lifetime; sleep until interrupted
+	}
+	return pc.start.Add(time.Duration(after)).Sub(now)
 }
 
 // sleep waits for d or until ctx ends, and reports whether it slept fully.
