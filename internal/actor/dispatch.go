@@ -405,6 +405,9 @@ func (l *loop) endOutcomes(ch *Channel) {
 	if !ok || ch.handing.Load() != 0 {
 		return
 	}
+	// No publisher is between its check of the channel and its send any
+	// more: what they sent is in c.pubs now.
+	l.publishesFirst()
 	delete(l.ending, ch)
 	ch.Outcomes.Close(err)
 	ch.Returns.Close(err)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 )
 
@@ -145,15 +146,14 @@ func (c *Conn) Call(id uint16, token uint64, m Method) error {
 		// the requests still waiting, so that it cannot overtake the
 		// declare it depends on. It is checked now, since no reply will
 		// carry an error later.
-		if _, err := AppendMethodFrame(nil, id, m); err != nil {
+		frame, err := AppendMethodFrame(nil, id, m)
+		if err != nil {
 			return err
 		}
-		ch.requests = append(ch.requests, request{token: token, m: m, noReply: true})
-		if _, ok := m.(*ConfirmSelect); ok && !ch.confirm {
-			// Publishes queued behind it go out after it: they are
-			// numbered from now on.
-			ch.confirm, ch.nextSeq = true, 1
+		if len(frame) > int(c.tuning.FrameMax) {
+			return errorf(FrameError, "%s frame of %d bytes exceeds frame_max %d", m.ID(), len(frame), c.tuning.FrameMax)
 		}
+		ch.requests = append(ch.requests, request{token: token, m: m, noReply: true})
 		return nil
 	}
 	ch.requests = append(ch.requests, request{token: token, m: m})
@@ -171,6 +171,7 @@ func (c *Conn) sendHead(ch *channel) error {
 		head := &ch.requests[0]
 		if head.m == nil { // a publish
 			c.out = append(c.out, head.frames...)
+			c.queued -= len(head.frames)
 			ch.requests = ch.requests[1:]
 			continue
 		}
@@ -313,8 +314,19 @@ func (c *Conn) mustQueue(id uint16) bool {
 // channel's waiting no-wait methods.
 func (c *Conn) queuePublish(id uint16, m *BasicPublish, bodySize int, frames []byte) uint64 {
 	ch := c.channels[id]
+	if !ch.confirm && slices.ContainsFunc(ch.requests, isConfirmSelect) {
+		// It goes out after that confirm.select: numbered from 1, as the
+		// broker will number it. sendRequest keeps the count going.
+		ch.confirm, ch.nextSeq = true, 1
+	}
 	ch.requests = append(ch.requests, request{noReply: true, frames: frames})
+	c.queued += len(frames)
 	return c.published(id, m, bodySize)
+}
+
+func isConfirmSelect(r request) bool {
+	_, ok := r.m.(*ConfirmSelect)
+	return ok
 }
 
 // publishable reports why channel id cannot take a publish, if it cannot.
@@ -374,12 +386,15 @@ func (c *Conn) CloseChannel(id uint16, token uint64) error {
 	// What Call and Publish accepted without a reply to wait for goes out
 	// before the close: its callers were told it would be sent. The
 	// requests that wait for replies fail below.
-	for _, r := range ch.requests {
+	for i := range ch.requests {
+		r := &ch.requests[i]
 		switch {
 		case r.noReply && r.m == nil:
 			c.out = append(c.out, r.frames...)
+			c.queued -= len(r.frames)
+			r.frames = nil
 		case r.noReply:
-			_ = c.sendRequest(ch, r.m) // encodable: checked by Call
+			_ = c.sendRequest(ch, r.m) // encodable and within frame_max: checked by Call
 		}
 	}
 	c.send(id, &ChannelClose{ReplyCode: uint16(ReplySuccess)})
@@ -426,6 +441,7 @@ func (ch *channel) finish(c *Conn, err error) {
 
 func (ch *channel) failRequests(c *Conn, err error) {
 	for _, r := range ch.requests {
+		c.queued -= len(r.frames)
 		if !r.noReply { // nobody waits for a no-wait method
 			c.emit(Event{Kind: EventReply, Channel: ch.id, Token: r.token, Err: err})
 		}

@@ -91,6 +91,7 @@ type Conn struct {
 	state       connState
 	dec         Decoder
 	out         []byte
+	queued      int // bytes of publishes held on channels (request.frames)
 	events      []Event
 	eventHead   int
 	auth        Auth
@@ -168,8 +169,9 @@ func (c *Conn) emit(ev Event) { c.events = append(c.events, ev) }
 // HasOutgoing reports whether bytes are waiting to be sent.
 func (c *Conn) HasOutgoing() bool { return len(c.out) > 0 }
 
-// OutgoingLen returns the number of bytes waiting to be sent.
-func (c *Conn) OutgoingLen() int { return len(c.out) }
+// OutgoingLen returns the number of bytes waiting to be sent, including
+// publishes held on channels behind no-wait methods (see MustQueue).
+func (c *Conn) OutgoingLen() int { return len(c.out) + c.queued }
 
 // TakeOutgoing returns the bytes waiting to be sent and gives the Conn spare
 // (truncated to length 0) to append later frames to, so that a driver can

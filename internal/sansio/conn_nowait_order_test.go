@@ -107,3 +107,71 @@ func TestPublishesQueuedBehindNoWaitConfirmSelectAreNumbered(t *testing.T) {
 	evs := drive(t, c, t0, p.method(ch, &BasicAck{DeliveryTag: 1}))
 	require.Equal(t, []Event{{Kind: EventConfirm, Channel: ch, Seq: 1, Confirm: ConfirmAck}}, evs)
 }
+
+// A publish queued behind a no-wait method that itself waits behind a
+// (waiting) confirm.select goes on the wire after confirm.select, so the
+// broker numbers it 1, and so must the core.
+func TestPublishQueuedBehindAWaitingConfirmSelectIsNumbered(t *testing.T) {
+	c, p := openConn(t, 0)
+	ch := openChannel(t, c, p)
+	call(t, c, ch, 1, &QueueDeclare{Queue: "q"})
+	call(t, c, ch, 2, &ConfirmSelect{})
+	call(t, c, ch, 3, &ExchangeDeclare{Exchange: "x", Type: "fanout", NoWait: true})
+	seq1, err := c.Publish(ch, &BasicPublish{Exchange: "x"}, nil, []byte("m1"))
+	require.NoError(t, err)
+	drive(t, c, t0, p.method(ch, &QueueDeclareOk{Queue: "q"}))
+	drive(t, c, t0, p.method(ch, &ConfirmSelectOk{}))
+	seq2, err := c.Publish(ch, &BasicPublish{Exchange: "x"}, nil, []byte("m2"))
+	require.NoError(t, err)
+
+	var order []string
+	for _, s := range p.sent(c) {
+		if s.method != nil {
+			order = append(order, s.method.ID().String())
+		}
+	}
+	require.Equal(t, []string{"queue.declare", "confirm.select", "exchange.declare", "basic.publish", "basic.publish"}, order)
+	// On the wire both publishes follow confirm.select: the broker numbers
+	// them 1 and 2.
+	require.Equal(t, []uint64{1, 2}, []uint64{seq1, seq2},
+		"publish sent after confirm.select was numbered as if outside confirm mode")
+}
+
+// OutgoingLen counts publishes the core holds in a channel's queue: a
+// driver bounds memory by it.
+func TestOutgoingLenCountsHeldPublishes(t *testing.T) {
+	c, p := openConn(t, 0)
+	ch := openChannel(t, c, p)
+	call(t, c, ch, 1, &QueueDeclare{Queue: "q"})
+	call(t, c, ch, 2, &ExchangeDeclare{Exchange: "x", Type: "fanout", NoWait: true})
+	c.TakeOutgoing(t0, nil)
+	for range 10 {
+		_, err := c.Publish(ch, &BasicPublish{Exchange: "x"}, nil, make([]byte, 100<<10))
+		require.NoError(t, err)
+	}
+	require.GreaterOrEqual(t, c.OutgoingLen(), 10*100<<10, "1 MB of queued publishes not counted by OutgoingLen")
+}
+
+// A no-wait method larger than frame_max, queued behind a request, is
+// refused by Call: no reply would ever report it.
+func TestQueuedNoWaitOverFrameMaxIsRefused(t *testing.T) {
+	c, p := openConn(t, 0)
+	ch := openChannel(t, c, p)
+	call(t, c, ch, 1, &QueueDeclare{Queue: "q"})
+	big := Table{"k": string(make([]byte, 200<<10))}
+	err := c.Call(ch, 2, &QueueBind{Queue: "q", Exchange: "amq.fanout", NoWait: true, Arguments: big})
+	evs := drive(t, c, t0, p.method(ch, &QueueDeclareOk{Queue: "q"}))
+	reported := err != nil
+	for _, ev := range evs {
+		if ev.Kind == EventReply && ev.Token == 2 && ev.Err != nil {
+			reported = true
+		}
+	}
+	sentBind := false
+	for _, s := range p.sent(c) {
+		if _, ok := s.method.(*QueueBind); ok {
+			sentBind = true
+		}
+	}
+	require.True(t, reported || sentBind, "accepted no-wait queue.bind over frame_max was neither sent nor reported")
+}
