@@ -384,18 +384,25 @@ func (c *Conn) CloseChannel(id uint16, token uint64) error {
 		return ErrChannelClosed
 	}
 	// What Call and Publish accepted without a reply to wait for goes out
-	// before the close: its callers were told it would be sent. The
-	// requests that wait for replies fail below.
+	// before the close: its callers were told it would be sent. That stops
+	// at the first request that waits for a reply and was never sent: what
+	// follows it may depend on it (a bind on its declare), and it fails
+	// below with the other requests.
 	for i := range ch.requests {
 		r := &ch.requests[i]
-		switch {
-		case r.noReply && r.m == nil:
+		if !r.noReply {
+			if !r.sent {
+				break
+			}
+			continue
+		}
+		if r.m == nil {
 			c.out = append(c.out, r.frames...)
 			c.queued -= len(r.frames)
 			r.frames = nil
-		case r.noReply:
-			_ = c.sendRequest(ch, r.m) // encodable and within frame_max: checked by Call
+			continue
 		}
+		_ = c.sendRequest(ch, r.m) // encodable and within frame_max: checked by Call
 	}
 	c.send(id, &ChannelClose{ReplyCode: uint16(ReplySuccess)})
 	ch.state = chanClosing

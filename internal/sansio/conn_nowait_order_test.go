@@ -175,3 +175,22 @@ func TestQueuedNoWaitOverFrameMaxIsRefused(t *testing.T) {
 	}
 	require.True(t, reported || sentBind, "accepted no-wait queue.bind over frame_max was neither sent nor reported")
 }
+
+// A client channel.close sends the no-wait methods accepted behind the
+// request on the wire, but not those behind a request never sent: they may
+// depend on it.
+func TestCloseChannelStopsAtARequestNeverSent(t *testing.T) {
+	c, p := openConn(t, 0)
+	ch := openChannel(t, c, p)
+	call(t, c, ch, 1, &QueueDeclare{Queue: "q"})
+	call(t, c, ch, 2, &QueueBind{Queue: "q", Exchange: "amq.fanout", NoWait: true})
+	call(t, c, ch, 3, &QueueDeclare{Queue: "r"}) // waits its turn: never sent
+	call(t, c, ch, 4, &QueueBind{Queue: "r", Exchange: "amq.fanout", NoWait: true})
+	require.NoError(t, c.CloseChannel(ch, 5))
+	var order []string
+	for _, s := range p.sent(c) {
+		order = append(order, s.method.ID().String())
+	}
+	require.Equal(t, []string{"queue.declare", "queue.bind", "channel.close"}, order)
+	require.Zero(t, c.OutgoingLen()-len(c.out))
+}
