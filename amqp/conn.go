@@ -257,6 +257,9 @@ func tlsConfig(uri URI, given *tls.Config) (*tls.Config, error) {
 	if uri.Verify == "verify_none" {
 		cfg.InsecureSkipVerify = true
 	}
+	if uri.DepthSet && !cfg.InsecureSkipVerify {
+		cfg.VerifyConnection = chainDepthAtMost(uri.Depth, cfg.VerifyConnection)
+	}
 	if uri.CACertFile != "" && cfg.RootCAs == nil {
 		pem, err := os.ReadFile(uri.CACertFile)
 		if err != nil {
@@ -281,6 +284,28 @@ func tlsConfig(uri URI, given *tls.Config) (*tls.Config, error) {
 		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
 	}
 	return cfg, nil
+}
+
+// chainDepthAtMost checks, after the usual verification, that the broker's
+// certificate chains to a trusted root through at most depth intermediate
+// certificates (the URI's depth parameter), then runs next, if any.
+func chainDepthAtMost(depth int, next func(tls.ConnectionState) error) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		ok := false
+		for _, chain := range cs.VerifiedChains {
+			if len(chain)-2 <= depth { // not counting the leaf and the root
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return fmt.Errorf("the broker's certificate chain has more than depth=%d intermediate certificates", depth)
+		}
+		if next != nil {
+			return next(cs)
+		}
+		return nil
+	}
 }
 
 // URI returns the URI the connection was made with; its String hides the

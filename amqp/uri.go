@@ -40,6 +40,11 @@ type URI struct {
 	KeyFile           string        // keyfile
 	Verify            string        // verify: verify_peer (default) or verify_none
 	ServerName        string        // server_name_indication
+	// Depth is the depth parameter, when DepthSet: at most this many
+	// intermediate CA certificates between the broker's certificate and a
+	// trusted root.
+	Depth    int
+	DepthSet bool
 }
 
 // URIError says which part of a URI is wrong. It never contains the
@@ -163,6 +168,15 @@ func (uri *URI) parseQuery(raw string) error {
 			uri.Verify = v
 		case "server_name_indication":
 			uri.ServerName = v
+		case "depth":
+			var n uint64
+			n, err = strconv.ParseUint(v, 10, 8)
+			uri.Depth, uri.DepthSet = int(n), true
+		case "fail_if_no_peer_cert":
+			// The Erlang client passes it to its TLS options, where it only
+			// means something to a server: nothing to do for a client.
+		case "password":
+			return &URIError{Part: "password", Text: "encrypted private keys are not supported: give keyfile an unencrypted key"}
 		default:
 			return &URIError{Part: "query", Text: fmt.Sprintf("unknown parameter %q", key)}
 		}

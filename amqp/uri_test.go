@@ -1,6 +1,8 @@
 package amqp
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"strings"
 	"testing"
@@ -28,6 +30,7 @@ func TestParseURI(t *testing.T) {
 			URI{Scheme: "amqp", Host: "h", Port: 5672, Vhost: "/", Heartbeat: 10 * time.Second, HeartbeatSet: true,
 				FrameMax: 8192, ChannelMax: 16, ConnectionTimeout: 2500 * time.Millisecond}},
 		{"amqp://h?heartbeat=0", URI{Scheme: "amqp", Host: "h", Port: 5672, Vhost: "/", HeartbeatSet: true}},
+		{"amqps://h?depth=2&fail_if_no_peer_cert=true", URI{Scheme: "amqps", Host: "h", Port: 5671, Vhost: "/", Depth: 2, DepthSet: true}},
 		{"amqps://h?auth_mechanism=external&auth_mechanism=plain&cacertfile=/ca.pem&certfile=/c.pem&keyfile=/k.pem&verify=verify_none&server_name_indication=rabbit.example",
 			URI{Scheme: "amqps", Host: "h", Port: 5671, Vhost: "/", AuthMechanism: []string{"EXTERNAL", "PLAIN"},
 				CACertFile: "/ca.pem", CertFile: "/c.pem", KeyFile: "/k.pem", Verify: "verify_none", ServerName: "rabbit.example"}},
@@ -60,6 +63,8 @@ func TestParseURIErrorsNameThePartAndHideThePassword(t *testing.T) {
 		{"amqp://host?auth_mechanism=kerberos", "auth_mechanism"},
 		{"amqp://host?verify=maybe", "verify"},
 		{"amqp://host?bogus=1", "query"},
+		{"amqp://host?depth=-1", "depth"},
+		{"amqps://host?keyfile=/k.pem&password=s3cret", "password"},
 		{"amqp://user:s3cr%zzet@host", "syntax"},
 	}
 	for _, tt := range tests {
@@ -110,4 +115,17 @@ func TestHeartbeatZeroInTheURIDisablesHeartbeats(t *testing.T) {
 	core, err = coreConfig(u, &Config{Heartbeat: 5 * time.Second})
 	require.NoError(t, err)
 	require.Equal(t, 5*time.Second, core.Heartbeat)
+}
+
+func TestChainDepthAtMostCountsIntermediates(t *testing.T) {
+	leaf, mid, root := &x509.Certificate{}, &x509.Certificate{}, &x509.Certificate{}
+	direct := tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{leaf, root}}}
+	viaOne := tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{leaf, mid, root}}}
+	require.NoError(t, chainDepthAtMost(0, nil)(direct))
+	require.Error(t, chainDepthAtMost(0, nil)(viaOne))
+	require.NoError(t, chainDepthAtMost(1, nil)(viaOne))
+	called := false
+	next := func(tls.ConnectionState) error { called = true; return nil }
+	require.NoError(t, chainDepthAtMost(1, next)(viaOne))
+	require.True(t, called, "the caller's own VerifyConnection still runs")
 }

@@ -60,6 +60,9 @@ func TestTLSFromURIParameters(t *testing.T) {
 		"cacertfile": {env(t, "AMQP_TLS_CA")},
 		"certfile":   {env(t, "AMQP_TLS_CERT")},
 		"keyfile":    {env(t, "AMQP_TLS_KEY")},
+		// The test CA signs the broker's certificate directly.
+		"depth":                {"0"},
+		"fail_if_no_peer_cert": {"true"},
 	}), amqp.Config{ConnectionName: t.Name()})
 	roundTrip(t, c)
 }
