@@ -49,12 +49,7 @@ func TestPublishWaitsBehindQueuedNoWaitDeclare(t *testing.T) {
 	require.NoError(t, err)
 	drive(t, c, t0, p.method(ch, &QueueDeclareOk{Queue: "q"}))
 
-	var order []string
-	for _, s := range p.sent(c) {
-		if s.method != nil {
-			order = append(order, s.method.ID().String())
-		}
-	}
+	order := sentMethods(p, c)
 	require.Equal(t, []string{"queue.declare", "exchange.declare", "basic.publish"}, order,
 		"the publish overtook the exchange.declare it was issued after")
 }
@@ -72,10 +67,7 @@ func TestCloseChannelSendsAcceptedNoWaitMethodsFirst(t *testing.T) {
 	evs = append(evs, drive(t, c, t0, p.method(ch, &QueueDeclareOk{Queue: "q"}))...)
 	evs = append(evs, drive(t, c, t0, p.method(ch, &ChannelCloseOk{}))...)
 
-	var order []string
-	for _, s := range p.sent(c) {
-		order = append(order, s.method.ID().String())
-	}
+	order := sentMethods(p, c)
 	reported := false
 	for _, ev := range evs {
 		if ev.Kind == EventReply && ev.Token == 2 {
@@ -97,12 +89,7 @@ func TestPublishesQueuedBehindNoWaitConfirmSelectAreNumbered(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), seq)
 	drive(t, c, t0, p.method(ch, &QueueDeclareOk{Queue: "q"}))
-	var order []string
-	for _, s := range p.sent(c) {
-		if s.method != nil {
-			order = append(order, s.method.ID().String())
-		}
-	}
+	order := sentMethods(p, c)
 	require.Equal(t, []string{"queue.declare", "confirm.select", "basic.publish"}, order)
 	evs := drive(t, c, t0, p.method(ch, &BasicAck{DeliveryTag: 1}))
 	require.Equal(t, []Event{{Kind: EventConfirm, Channel: ch, Seq: 1, Confirm: ConfirmAck}}, evs)
@@ -124,12 +111,7 @@ func TestPublishQueuedBehindAWaitingConfirmSelectIsNumbered(t *testing.T) {
 	seq2, err := c.Publish(ch, &BasicPublish{Exchange: "x"}, nil, []byte("m2"))
 	require.NoError(t, err)
 
-	var order []string
-	for _, s := range p.sent(c) {
-		if s.method != nil {
-			order = append(order, s.method.ID().String())
-		}
-	}
+	order := sentMethods(p, c)
 	require.Equal(t, []string{"queue.declare", "confirm.select", "exchange.declare", "basic.publish", "basic.publish"}, order)
 	// On the wire both publishes follow confirm.select: the broker numbers
 	// them 1 and 2.
@@ -187,10 +169,19 @@ func TestCloseChannelStopsAtARequestNeverSent(t *testing.T) {
 	call(t, c, ch, 3, &QueueDeclare{Queue: "r"}) // waits its turn: never sent
 	call(t, c, ch, 4, &QueueBind{Queue: "r", Exchange: "amq.fanout", NoWait: true})
 	require.NoError(t, c.CloseChannel(ch, 5))
-	var order []string
-	for _, s := range p.sent(c) {
-		order = append(order, s.method.ID().String())
-	}
+	order := sentMethods(p, c)
 	require.Equal(t, []string{"queue.declare", "queue.bind", "channel.close"}, order)
 	require.Zero(t, c.OutgoingLen()-len(c.out))
+}
+
+// sentMethods returns the names of the methods the client sent since the
+// last call, in order (content frames are skipped).
+func sentMethods(p *peer, c *Conn) []string {
+	var names []string
+	for _, s := range p.sent(c) {
+		if s.method != nil {
+			names = append(names, s.method.ID().String())
+		}
+	}
+	return names
 }
