@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -251,7 +252,8 @@ func tlsConfig(uri URI, given *tls.Config) (*tls.Config, error) {
 	} else {
 		cfg = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
-	if cfg.ServerName == "" {
+	noSNI := cfg.ServerName == "" && uri.ServerName == "disable"
+	if cfg.ServerName == "" && !noSNI {
 		cfg.ServerName = firstNonZero(uri.ServerName, uri.Host)
 	}
 	if uri.Verify == "verify_none" {
@@ -260,6 +262,7 @@ func tlsConfig(uri URI, given *tls.Config) (*tls.Config, error) {
 	if uri.DepthSet && !cfg.InsecureSkipVerify {
 		cfg.VerifyConnection = chainDepthAtMost(uri.Depth, cfg.VerifyConnection)
 	}
+
 	if uri.CACertFile != "" && cfg.RootCAs == nil {
 		pem, err := os.ReadFile(uri.CACertFile)
 		if err != nil {
@@ -283,7 +286,36 @@ func tlsConfig(uri URI, given *tls.Config) (*tls.Config, error) {
 		cfg.Certificates = nil
 		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
 	}
+	if noSNI && !cfg.InsecureSkipVerify {
+		cfg.InsecureSkipVerify = true // Go would send the name it verifies as SNI
+		cfg.VerifyConnection = verifyWithoutSNI(uri.Host, cfg.RootCAs, cfg.VerifyConnection)
+	}
 	return cfg, nil
+}
+
+// verifyWithoutSNI verifies the broker's certificate chain and its name
+// against host, for server_name_indication=disable: Go sends as SNI the
+// name it verifies, so its own verification is off and this takes its
+// place. It then runs next, if any, with the verified chains.
+func verifyWithoutSNI(host string, roots *x509.CertPool, next func(tls.ConnectionState) error) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("the broker sent no certificate")
+		}
+		intermediates := x509.NewCertPool()
+		for _, c := range cs.PeerCertificates[1:] {
+			intermediates.AddCert(c)
+		}
+		chains, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{DNSName: host, Roots: roots, Intermediates: intermediates})
+		if err != nil {
+			return err
+		}
+		cs.VerifiedChains = chains
+		if next != nil {
+			return next(cs)
+		}
+		return nil
+	}
 }
 
 // chainDepthAtMost checks, after the usual verification, that the broker's

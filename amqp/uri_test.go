@@ -129,3 +129,19 @@ func TestChainDepthAtMostCountsIntermediates(t *testing.T) {
 	require.NoError(t, chainDepthAtMost(1, next)(viaOne))
 	require.True(t, called, "the caller's own VerifyConnection still runs")
 }
+
+func TestServerNameIndicationDisableSendsNoNameButVerifies(t *testing.T) {
+	uri, err := ParseURI("amqps://rabbit.example?server_name_indication=disable")
+	require.NoError(t, err)
+	cfg, err := tlsConfig(uri, nil)
+	require.NoError(t, err)
+	require.Empty(t, cfg.ServerName, "no SNI")
+	require.True(t, cfg.InsecureSkipVerify, "Go's own verification would send SNI")
+	require.NotNil(t, cfg.VerifyConnection, "so the client verifies itself")
+	require.Error(t, cfg.VerifyConnection(tls.ConnectionState{}), "no certificate is no trust")
+
+	given, err := tlsConfig(uri, &tls.Config{ServerName: "mine"})
+	require.NoError(t, err)
+	require.Equal(t, "mine", given.ServerName, "the caller's config wins")
+	require.False(t, given.InsecureSkipVerify)
+}

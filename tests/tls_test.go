@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"net/url"
 	"testing"
 	"time"
@@ -138,4 +139,20 @@ func TestTLSUntrustedClientCertificate(t *testing.T) {
 		require.ErrorIs(t, err, amqp.ErrAccessRefused)
 		require.Less(t, time.Since(start), 10*time.Second)
 	})
+}
+
+// server_name_indication=disable sends no SNI and still verifies the
+// broker's certificate, against the URL's host.
+func TestTLSWithoutSNIStillVerifies(t *testing.T) {
+	t.Parallel()
+	c := dialURL(t, tlsURL(t, url.Values{
+		"cacertfile":             {env(t, "AMQP_TLS_CA")},
+		"server_name_indication": {"disable"},
+	}), amqp.Config{ConnectionName: t.Name()})
+	roundTrip(t, c)
+
+	// Without the test CA the broker's certificate is not trusted.
+	_, err := amqp.Dial(ctxT(t), tlsURL(t, url.Values{"server_name_indication": {"disable"}}))
+	var unknown x509.UnknownAuthorityError
+	require.ErrorAs(t, err, &unknown)
 }
