@@ -226,7 +226,13 @@ func dialTransport(ctx context.Context, uri URI, cfg *Config) (net.Conn, error) 
 		return nil, err
 	}
 	nc, err := dial(ctx, "tcp", uri.Addr())
+	if err == nil && nc == nil {
+		err = errors.New("the dial function returned no connection and no error")
+	}
 	if err != nil {
+		if nc != nil {
+			nc.Close()
+		}
 		return nil, &DialError{Addr: uri.Addr(), Err: err}
 	}
 	if tlsCfg == nil {

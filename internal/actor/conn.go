@@ -258,12 +258,14 @@ func (c *Conn) Close(ctx context.Context) error {
 		c.abort(gaveUp)
 		<-c.done
 	}
-	if !endedFirst && errors.Is(c.err, sansio.ErrConnectionClosed) {
-		return nil
-	}
-	if c.err == nil && gaveUp != nil {
+	switch {
+	case endedFirst:
+		return c.err
+	case gaveUp != nil:
 		// Closed, but without the broker's close-ok: say so.
 		return gaveUp
+	case c.err == nil || errors.Is(c.err, sansio.ErrConnectionClosed):
+		return nil // ended by this Close
 	}
 	return c.err
 }
