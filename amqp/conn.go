@@ -233,6 +233,11 @@ func dialTransport(ctx context.Context, uri URI, cfg *Config) (net.Conn, error) 
 		if nc != nil {
 			nc.Close()
 		}
+		if ctx.Err() != nil {
+			// net reports a context deadline as "i/o timeout"; keep the
+			// context's own error reachable for errors.Is.
+			err = fmt.Errorf("%w: %w", err, context.Cause(ctx))
+		}
 		return nil, &DialError{Addr: uri.Addr(), Err: err}
 	}
 	if tlsCfg == nil {
