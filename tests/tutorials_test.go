@@ -31,6 +31,21 @@ func closeConn(c *amqp.Conn) {
 	_ = c.Close(ctx)
 }
 
+// dialChannel connects to url and opens a channel, the way every program
+// of the tutorials starts; hangUp closes the connection.
+func dialChannel(ctx context.Context, url string) (ch *amqp.Channel, hangUp func(), err error) {
+	conn, err := amqp.Dial(ctx, url)
+	if err != nil {
+		return nil, nil, err
+	}
+	ch, err = conn.Channel(ctx)
+	if err != nil {
+		closeConn(conn)
+		return nil, nil, err
+	}
+	return ch, func() { closeConn(conn) }, nil
+}
+
 // consumeUntil hands each delivery of cons to handle until it returns
 // false, the consumer ends, or ctx ends; it cancels the consumer.
 func consumeUntil(ctx context.Context, cons *amqp.Consumer, handle func(amqp.Delivery) bool) error {
@@ -59,15 +74,11 @@ func consumeUntil(ctx context.Context, cons *amqp.Consumer, handle func(amqp.Del
 // helloSend declares the queue and sends one message to it through the
 // default exchange, which routes by queue name.
 func helloSend(ctx context.Context, url, queue, text string) error {
-	conn, err := amqp.Dial(ctx, url)
+	ch, hangUp, err := dialChannel(ctx, url)
 	if err != nil {
 		return err
 	}
-	defer closeConn(conn)
-	ch, err := conn.Channel(ctx)
-	if err != nil {
-		return err
-	}
+	defer hangUp()
 	// Declaring is idempotent: whichever program starts first creates it.
 	if _, err := ch.QueueDeclare(ctx, queue, amqp.QueueOptions{AutoDelete: true}); err != nil {
 		return err
@@ -79,15 +90,11 @@ func helloSend(ctx context.Context, url, queue, text string) error {
 
 // helloReceive consumes from the queue with automatic acknowledgements.
 func helloReceive(ctx context.Context, url, queue string, handle func(amqp.Delivery) bool) error {
-	conn, err := amqp.Dial(ctx, url)
+	ch, hangUp, err := dialChannel(ctx, url)
 	if err != nil {
 		return err
 	}
-	defer closeConn(conn)
-	ch, err := conn.Channel(ctx)
-	if err != nil {
-		return err
-	}
+	defer hangUp()
 	if _, err := ch.QueueDeclare(ctx, queue, amqp.QueueOptions{AutoDelete: true}); err != nil {
 		return err
 	}
@@ -103,15 +110,11 @@ func helloReceive(ctx context.Context, url, queue string, handle func(amqp.Deliv
 
 // newTask sends each task as a persistent message to a durable queue.
 func newTask(ctx context.Context, url, queue string, tasks []string) error {
-	conn, err := amqp.Dial(ctx, url)
+	ch, hangUp, err := dialChannel(ctx, url)
 	if err != nil {
 		return err
 	}
-	defer closeConn(conn)
-	ch, err := conn.Channel(ctx)
-	if err != nil {
-		return err
-	}
+	defer hangUp()
 	if _, err := ch.QueueDeclare(ctx, queue, amqp.QueueOptions{Durable: true}); err != nil {
 		return err
 	}
@@ -140,15 +143,11 @@ func newTask(ctx context.Context, url, queue string, tasks []string) error {
 // milliseconds as the task has dots, and acknowledges it only then, so a
 // worker that dies loses no task.
 func worker(ctx context.Context, url, queue string, done func(task string) bool) error {
-	conn, err := amqp.Dial(ctx, url)
+	ch, hangUp, err := dialChannel(ctx, url)
 	if err != nil {
 		return err
 	}
-	defer closeConn(conn)
-	ch, err := conn.Channel(ctx)
-	if err != nil {
-		return err
-	}
+	defer hangUp()
 	if _, err := ch.QueueDeclare(ctx, queue, amqp.QueueOptions{Durable: true}); err != nil {
 		return err
 	}
@@ -175,15 +174,11 @@ func worker(ctx context.Context, url, queue string, done func(task string) bool)
 
 // emitLog publishes to the fanout exchange; the routing key is ignored.
 func emitLog(ctx context.Context, url, exchange string, messages []string) error {
-	conn, err := amqp.Dial(ctx, url)
+	ch, hangUp, err := dialChannel(ctx, url)
 	if err != nil {
 		return err
 	}
-	defer closeConn(conn)
-	ch, err := conn.Channel(ctx)
-	if err != nil {
-		return err
-	}
+	defer hangUp()
 	if err := ch.ExchangeDeclare(ctx, exchange, "fanout", amqp.ExchangeOptions{AutoDelete: true}); err != nil {
 		return err
 	}
@@ -201,15 +196,11 @@ func emitLog(ctx context.Context, url, exchange string, messages []string) error
 // differ.
 func subscribe(ctx context.Context, url, exchange, kind string, keys []string, ready func(),
 	handle func(amqp.Delivery) bool) error {
-	conn, err := amqp.Dial(ctx, url)
+	ch, hangUp, err := dialChannel(ctx, url)
 	if err != nil {
 		return err
 	}
-	defer closeConn(conn)
-	ch, err := conn.Channel(ctx)
-	if err != nil {
-		return err
-	}
+	defer hangUp()
 	if err := ch.ExchangeDeclare(ctx, exchange, kind, amqp.ExchangeOptions{AutoDelete: true}); err != nil {
 		return err
 	}
@@ -251,15 +242,11 @@ func receiveLogsDirect(ctx context.Context, url, exchange string, severities []s
 
 // emitWithKeys publishes each {routing key, body} pair to exchange.
 func emitWithKeys(ctx context.Context, url, exchange, kind string, msgs [][2]string) error {
-	conn, err := amqp.Dial(ctx, url)
+	ch, hangUp, err := dialChannel(ctx, url)
 	if err != nil {
 		return err
 	}
-	defer closeConn(conn)
-	ch, err := conn.Channel(ctx)
-	if err != nil {
-		return err
-	}
+	defer hangUp()
 	if err := ch.ExchangeDeclare(ctx, exchange, kind, amqp.ExchangeOptions{AutoDelete: true}); err != nil {
 		return err
 	}
@@ -300,15 +287,11 @@ func fib(n int) int {
 // rpcServer answers requests from queue until serve returns false. Each
 // request's body is n; the reply's is fib(n).
 func rpcServer(ctx context.Context, url, queue string, ready func(), serve func(n int) bool) error {
-	conn, err := amqp.Dial(ctx, url)
+	ch, hangUp, err := dialChannel(ctx, url)
 	if err != nil {
 		return err
 	}
-	defer closeConn(conn)
-	ch, err := conn.Channel(ctx)
-	if err != nil {
-		return err
-	}
+	defer hangUp()
 	if _, err := ch.QueueDeclare(ctx, queue, amqp.QueueOptions{AutoDelete: true}); err != nil {
 		return err
 	}
@@ -345,15 +328,11 @@ const directReplyTo = "amq.rabbitmq.reply-to"
 // amq.rabbitmq.reply-to must exist, with automatic acknowledgements, before
 // the request goes out on the same channel.
 func rpcCall(ctx context.Context, url, queue string, n int) (int, error) {
-	conn, err := amqp.Dial(ctx, url)
+	ch, done, err := dialChannel(ctx, url)
 	if err != nil {
 		return 0, err
 	}
-	defer closeConn(conn)
-	ch, err := conn.Channel(ctx)
-	if err != nil {
-		return 0, err
-	}
+	defer done()
 	replies, err := ch.Consume(ctx, directReplyTo, amqp.ConsumeOptions{AutoAck: true})
 	if err != nil {
 		return 0, err
