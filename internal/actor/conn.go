@@ -237,7 +237,7 @@ const CloseTimeout = 10 * time.Second
 func (c *Conn) Close(ctx context.Context) error {
 	// A connection that had already ended (the broker closed it, the
 	// socket failed) before the first Close reports why.
-	endedFirst := (c.ended.Load() || c.ctx.Err() != nil) && !c.closed.Load()
+	endedFirst := c.ended.Load() && !c.closed.Load()
 	c.closed.Store(true)
 	c.closeOnce.Do(func() { close(c.closing) })
 	if _, ok := ctx.Deadline(); !ok {

@@ -33,7 +33,6 @@ func (l *loop) handle(req request) {
 		l.start(req, 0, &sansio.ConnectionUpdateSecret{NewSecret: req.secret, Reason: req.reason})
 		return
 	case reqOutcomesDone:
-		l.publishesFirst()
 		l.endOutcomes(req.ch)
 		return
 	}
@@ -406,7 +405,7 @@ func (l *loop) endOutcomes(ch *Channel) {
 		return
 	}
 	// No publisher is between its check of the channel and its send any
-	// more: what they sent is in c.pubs now.
+	// more: what they sent is in c.pubs now, and fails here.
 	l.publishesFirst()
 	delete(l.ending, ch)
 	ch.Outcomes.Close(err)
@@ -455,11 +454,11 @@ func (l *loop) channelClosed(ev sansio.Event) {
 	st.pending.drain(func(p *Publishing) { // the core failed them already; a safety net
 		st.ch.settle(p, sansio.ConfirmFailed, err)
 	})
-	// Publishes already handed over for this channel fail now, while
-	// Confirmations can still report them. One that checked the channel
-	// before it ended may still come: then the Outcomes stay open until
-	// its publisher has left handOver and says so (reqOutcomesDone).
-	l.publishesFirst()
+	// Publishes already handed over for this channel must fail while
+	// Confirmations can still report them: endOutcomes takes them first.
+	// One that checked the channel before it ended may still come: then
+	// the Outcomes stay open until its publisher has left handOver and
+	// says so (reqOutcomesDone).
 	l.ending[st.ch] = err
 	l.endOutcomes(st.ch)
 	st.ch.flow.open()
