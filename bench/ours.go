@@ -174,18 +174,8 @@ func (s *oursSession) PrepareWaitEach(ctx context.Context, queue string, n int, 
 	if err != nil {
 		return prepared{}, err
 	}
-	run := func(ctx context.Context) error {
-		for i := 0; i < n; i++ {
-			c, err := ch.Publish(ctx, amqp.Publishing{RoutingKey: queue, Body: body})
-			if err != nil {
-				return fmt.Errorf("publish %d: %w", i, err)
-			}
-			if err := c.Wait(ctx); err != nil {
-				return fmt.Errorf("confirm %d: %w", i, err)
-			}
-		}
-		return nil
-	}
+	// A window of one: each publish waits for the previous one's confirm.
+	run := func(ctx context.Context) error { return oursConfirmed(ctx, ch, queue, n, body, 1) }
 	return prepared{Run: run, Cleanup: closer(ch)}, nil
 }
 

@@ -189,22 +189,8 @@ func (s *theirsSession) PrepareWaitEach(ctx context.Context, queue string, n int
 	if err != nil {
 		return prepared{}, err
 	}
-	run := func(ctx context.Context) error {
-		for i := 0; i < n; i++ {
-			dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", queue, false, false, amqp091.Publishing{Body: body})
-			if err != nil {
-				return fmt.Errorf("publish %d: %w", i, err)
-			}
-			ack, err := dc.WaitContext(ctx)
-			if err != nil {
-				return fmt.Errorf("confirm %d: %w", i, err)
-			}
-			if !ack {
-				return fmt.Errorf("confirm %d: %w", i, errNacked)
-			}
-		}
-		return nil
-	}
+	// A window of one: each publish waits for the previous one's confirm.
+	run := func(ctx context.Context) error { return theirsConfirmed(ctx, ch, queue, n, body, 1) }
 	return prepared{Run: run, Cleanup: theirsCloser(ch)}, nil
 }
 
