@@ -5,13 +5,13 @@ package tests
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/amqproto/amqproto/amqp"
+	"github.com/amqproto/amqproto/internal/testenv"
 	"github.com/stretchr/testify/require"
 )
 
@@ -19,18 +19,10 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// env returns the environment variable name, or skips (fails in CI) when it
-// is not set.
+// env returns the environment variable name; see testenv.Get.
 func env(t testing.TB, name string) string {
 	t.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not set; CI must run the tests against a broker (make test)", name)
-		}
-		t.Skipf("%s is not set: run `make test` to start a RabbitMQ and run against it", name)
-	}
-	return v
+	return testenv.Get(t, name)
 }
 
 func brokerURL(t testing.TB) string { return env(t, "AMQP_URL") }
@@ -45,14 +37,7 @@ func ctxT(t testing.TB) context.Context {
 // dial connects with cfg and closes the connection when the test ends.
 func dial(t testing.TB, cfg amqp.Config) *amqp.Conn {
 	t.Helper()
-	c, err := amqp.DialConfig(ctxT(t), brokerURL(t), cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = c.Close(ctx)
-	})
-	return c
+	return dialURL(t, brokerURL(t), cfg)
 }
 
 func channel(t testing.TB, c *amqp.Conn) *amqp.Channel {

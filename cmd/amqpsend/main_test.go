@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/amqproto/amqproto/amqp"
+	"github.com/amqproto/amqproto/internal/testenv"
 )
 
 // buildDir holds the amqpsend binary the end-to-end tests run.
@@ -57,18 +58,10 @@ func binary(t testing.TB) string {
 	return filepath.Join(buildDir, "amqpsend")
 }
 
-// envOrSkip returns the environment variable name, or skips (fails in CI) when it
-// is not set, as tests/main_test.go does.
+// envOrSkip returns the environment variable name; see testenv.Get.
 func envOrSkip(t testing.TB, name string) string {
 	t.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not set; CI must run the tests against a broker (make test)", name)
-		}
-		t.Skipf("%s is not set: run `make test` to start a RabbitMQ and run against it", name)
-	}
-	return v
+	return testenv.Get(t, name)
 }
 
 // tool returns the path of an external program, or skips (fails in CI)
@@ -86,10 +79,7 @@ func tool(t testing.TB, name string) string {
 // scripts/rabbitmq.sh up installs everything.
 func missing(t testing.TB, what string) {
 	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is not installed; scripts/rabbitmq.sh up installs it", what)
-	}
-	t.Skipf("%s is not installed: run scripts/rabbitmq.sh up", what)
+	testenv.Missing(t, what+" is not installed", "scripts/rabbitmq.sh up installs it")
 }
 
 func brokerURL(t testing.TB) string { return envOrSkip(t, "AMQP_URL") }
