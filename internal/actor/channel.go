@@ -25,12 +25,16 @@ type Channel struct {
 	// Outcomes and Returns receive the channel's publish outcomes and
 	// returned messages once enabled with the matching Enable method; the
 	// loop pushes to them and closes them when the channel ends.
-	Outcomes    *Queue[*Publishing]
-	Returns     *Queue[sansio.Message]
-	outcomesOn  atomic.Bool
-	handing     atomic.Int32 // publishers inside handOver
-	returnsOn   atomic.Bool
-	nextTagSeed atomic.Uint64
+	Outcomes   *Queue[*Publishing]
+	Returns    *Queue[sansio.Message]
+	outcomesOn atomic.Bool
+	handing    atomic.Int32 // publishers inside handOver
+	// outcomesWait is set by the loop while it keeps Outcomes open for a
+	// publisher inside handOver; the last one to leave clears it and
+	// tells the loop.
+	outcomesWait atomic.Bool
+	returnsOn    atomic.Bool
+	nextTagSeed  atomic.Uint64
 }
 
 func newChannel(c *Conn, id uint16) *Channel {
@@ -301,7 +305,7 @@ func (c *Conn) handOver(ctx context.Context, ch *Channel, req request) error {
 	// tells it (see loop.channelClosed).
 	ch.handing.Add(1)
 	defer func() {
-		if ch.handing.Add(-1) == 0 && ch.ctx.Err() != nil {
+		if ch.handing.Add(-1) == 0 && ch.outcomesWait.CompareAndSwap(true, false) {
 			c.outcomesDone(ch)
 		}
 	}()

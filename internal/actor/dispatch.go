@@ -401,9 +401,15 @@ func (l *loop) confirmed(ev sansio.Event) {
 // no publisher is handing a publish over for it.
 func (l *loop) endOutcomes(ch *Channel) {
 	err, ok := l.ending[ch]
-	if !ok || ch.handing.Load() != 0 {
+	if !ok {
 		return
 	}
+	// Set before looking: a publisher leaving after the look sees it.
+	ch.outcomesWait.Store(true)
+	if ch.handing.Load() != 0 {
+		return
+	}
+	ch.outcomesWait.Store(false)
 	// No publisher is between its check of the channel and its send any
 	// more: what they sent is in c.pubs now, and fails here.
 	l.publishesFirst()
