@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -351,14 +350,6 @@ func (o *options) check() error {
 		return fmt.Errorf("%s: %s", o.urlSource, describe(err))
 	}
 	o.uri = uri
-	for param, path := range map[string]string{"cacertfile": uri.CACertFile, "certfile": uri.CertFile, "keyfile": uri.KeyFile} {
-		if path == "" {
-			continue
-		}
-		if _, err := os.Stat(path); err != nil {
-			return fmt.Errorf("%s: %s: %v", o.urlSource, param, err)
-		}
-	}
 
 	// Destination.
 	switch {

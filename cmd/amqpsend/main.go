@@ -116,7 +116,13 @@ func run(ctx context.Context, args []string, e env) int {
 
 	conn, err := amqp.DialConfig(runCtx, o.url, cfg)
 	if err != nil {
+		var badURI *amqp.URIError
 		switch {
+		case errors.As(err, &badURI):
+			// The library reads the URL's certificate files before it
+			// connects: an unreadable one is a usage error.
+			con.errorf("%s: %s", o.urlSource, describe(err))
+			return exitUsage
 		case ctx.Err() != nil:
 			con.errorf("interrupted while connecting to %s: nothing sent", o.uri.Addr())
 			return exitUndelivered
