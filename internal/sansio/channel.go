@@ -237,7 +237,7 @@ func (c *Conn) Publish(id uint16, m *BasicPublish, props *Properties, body []byt
 	if err := c.publishable(id); err != nil {
 		return 0, err
 	}
-	if c.mustQueue(id) {
+	if c.MustQueue(id) {
 		frames, err := AppendPublish(nil, id, m, props, body, c.tuning.FrameMax)
 		if err != nil {
 			return 0, err
@@ -263,7 +263,7 @@ func (c *Conn) PublishEncoded(id uint16, m *BasicPublish, bodySize int, frames [
 	if err := checkHeaderFrame(frames, c.tuning.FrameMax); err != nil {
 		return 0, err
 	}
-	if c.mustQueue(id) {
+	if c.MustQueue(id) {
 		return c.queuePublish(id, m, bodySize, append([]byte(nil), frames...)), nil
 	}
 	c.out = append(c.out, frames...)
@@ -279,7 +279,7 @@ func (c *Conn) PublishFrames(id uint16, m *BasicPublish, bodySize int, frames []
 	if err := c.publishable(id); err != nil {
 		return 0, err
 	}
-	if c.mustQueue(id) {
+	if c.MustQueue(id) {
 		return 0, ErrMustQueue
 	}
 	if err := checkHeaderFrame(frames, c.tuning.FrameMax); err != nil {
@@ -295,9 +295,7 @@ var ErrMustQueue = errors.New("amqp: the publish must wait behind queued no-wait
 // MustQueue reports whether a publish on channel id now would wait behind
 // no-wait methods that are themselves waiting for an earlier request's
 // reply: a publish must not overtake the exchange.declare it may need.
-func (c *Conn) MustQueue(id uint16) bool { return c.mustQueue(id) }
-
-func (c *Conn) mustQueue(id uint16) bool {
+func (c *Conn) MustQueue(id uint16) bool {
 	ch := c.channel(id)
 	if ch == nil {
 		return false
