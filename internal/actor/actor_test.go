@@ -13,14 +13,15 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/amqproto/amqproto/internal/fakebroker"
 	"github.com/amqproto/amqproto/internal/sansio"
 	"github.com/stretchr/testify/require"
 )
 
 func TestCloseRunsHandshakeAndStopsGoroutines(t *testing.T) {
-	c, scriptDone := pipeConn(t, Config{}, func(b *fakeBroker) {
-		b.handshake(0)
-		b.answerClose()
+	c, scriptDone := pipeConn(t, Config{}, func(b *fakebroker.Broker) {
+		b.Handshake(0)
+		b.AnswerClose()
 	})
 	require.Equal(t, "fake", c.ServerProperties()["product"])
 	require.NoError(t, c.Close(context.Background()))
@@ -47,12 +48,12 @@ func TestDialHonoursContextWhenBrokerIsSilent(t *testing.T) {
 
 func TestMalformedFrameClosesConnectionWithFrameError(t *testing.T) {
 	sawClose := make(chan *sansio.ConnectionClose, 1)
-	c, _ := pipeConn(t, Config{}, func(b *fakeBroker) {
-		b.handshake(0)
+	c, _ := pipeConn(t, Config{}, func(b *fakebroker.Broker) {
+		b.Handshake(0)
 		frame, _ := sansio.AppendMethodFrame(nil, 0, &sansio.ConnectionBlocked{Reason: "x"})
 		frame[len(frame)-1] = 0 // not 0xCE
-		b.write(frame)
-		sawClose <- expect[*sansio.ConnectionClose](b)
+		b.Write(frame)
+		sawClose <- fakebroker.Expect[*sansio.ConnectionClose](b)
 	})
 	<-c.Done()
 	var ce *sansio.CloseError
@@ -62,12 +63,12 @@ func TestMalformedFrameClosesConnectionWithFrameError(t *testing.T) {
 }
 
 func TestOversizedFrameIsRejectedBeforeBuffering(t *testing.T) {
-	c, _ := pipeConn(t, Config{}, func(b *fakeBroker) {
-		b.handshake(0)
+	c, _ := pipeConn(t, Config{}, func(b *fakebroker.Broker) {
+		b.Handshake(0)
 		header := []byte{sansio.FrameBody, 0, 1, 0, 0, 0, 0}
 		binary.BigEndian.PutUint32(header[3:], 1<<30) // announces 1 GiB, sends 7 bytes
-		b.write(header)
-		expect[*sansio.ConnectionClose](b)
+		b.Write(header)
+		fakebroker.Expect[*sansio.ConnectionClose](b)
 	})
 	<-c.Done()
 	require.ErrorIs(t, c.Err(), sansio.ErrFrameError)
@@ -76,10 +77,10 @@ func TestOversizedFrameIsRejectedBeforeBuffering(t *testing.T) {
 func TestSilentBrokerIsDeclaredDeadAfterTwoHeartbeats(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		start := time.Now()
-		c, _ := pipeConn(t, Config{}, func(b *fakeBroker) {
-			b.handshake(1)
+		c, _ := pipeConn(t, Config{}, func(b *fakebroker.Broker) {
+			b.Handshake(1)
 			for { // read the client's heartbeats, never answer
-				if _, err := b.next(); err != nil {
+				if _, err := b.Next(); err != nil {
 					return
 				}
 			}
@@ -94,18 +95,18 @@ func TestSilentBrokerIsDeclaredDeadAfterTwoHeartbeats(t *testing.T) {
 
 func TestIdleConnectionWithHeartbeatsStaysUp(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c, _ := pipeConn(t, Config{}, func(b *fakeBroker) {
-			b.handshake(1)
+		c, _ := pipeConn(t, Config{}, func(b *fakebroker.Broker) {
+			b.Handshake(1)
 			for { // answer every heartbeat with one, like RabbitMQ
-				r, err := b.next()
+				r, err := b.Next()
 				if err != nil {
 					return
 				}
-				if r.typ == sansio.FrameHeartbeat {
-					b.write(sansio.AppendHeartbeat(nil))
+				if r.Type == sansio.FrameHeartbeat {
+					b.Write(sansio.AppendHeartbeat(nil))
 				}
-				if _, ok := r.method.(*sansio.ConnectionClose); ok {
-					b.send(0, &sansio.ConnectionCloseOk{})
+				if _, ok := r.Method.(*sansio.ConnectionClose); ok {
+					b.Send(0, &sansio.ConnectionCloseOk{})
 					return
 				}
 			}
@@ -119,24 +120,24 @@ func TestIdleConnectionWithHeartbeatsStaysUp(t *testing.T) {
 func TestCancelledCallIsWithdrawnAndLateReplyDropped(t *testing.T) {
 	firstSeen := make(chan struct{})
 	release := make(chan struct{})
-	c, _ := pipeConn(t, Config{}, func(b *fakeBroker) {
-		b.handshake(0)
-		id := b.openChannel()
-		first := expect[*sansio.QueueDeclare](b)
+	c, _ := pipeConn(t, Config{}, func(b *fakebroker.Broker) {
+		b.Handshake(0)
+		id := b.OpenChannel()
+		first := fakebroker.Expect[*sansio.QueueDeclare](b)
 		close(firstSeen)
 		<-release
-		b.send(id, &sansio.QueueDeclareOk{Queue: first.Queue})
+		b.Send(id, &sansio.QueueDeclareOk{Queue: first.Queue})
 		// "b" was withdrawn: the next request on the wire is "c".
-		third := expect[*sansio.QueueDeclare](b)
+		third := fakebroker.Expect[*sansio.QueueDeclare](b)
 		require.Equal(t, "c", third.Queue)
-		b.send(id, &sansio.QueueDeclareOk{Queue: third.Queue})
+		b.Send(id, &sansio.QueueDeclareOk{Queue: third.Queue})
 		// A sent request whose caller gives up: its reply is dropped.
-		fourth := expect[*sansio.QueueDeclare](b)
+		fourth := fakebroker.Expect[*sansio.QueueDeclare](b)
 		<-release
-		b.send(id, &sansio.QueueDeclareOk{Queue: fourth.Queue})
-		fifth := expect[*sansio.QueueDeclare](b)
-		b.send(id, &sansio.QueueDeclareOk{Queue: fifth.Queue})
-		b.answerClose()
+		b.Send(id, &sansio.QueueDeclareOk{Queue: fourth.Queue})
+		fifth := fakebroker.Expect[*sansio.QueueDeclare](b)
+		b.Send(id, &sansio.QueueDeclareOk{Queue: fifth.Queue})
+		b.AnswerClose()
 	})
 	ch, err := c.OpenChannel(context.Background())
 	require.NoError(t, err)
@@ -165,20 +166,20 @@ func TestCancelledCallIsWithdrawnAndLateReplyDropped(t *testing.T) {
 }
 
 func TestConsumerThatNeverReadsStallsOnlyItself(t *testing.T) {
-	c, _ := pipeConn(t, Config{}, func(b *fakeBroker) {
-		b.handshake(0)
-		ch1 := b.openChannel()
-		consume := expect[*sansio.BasicConsume](b)
-		b.send(ch1, &sansio.BasicConsumeOk{ConsumerTag: consume.ConsumerTag})
-		ch2 := b.openChannel()
-		expect[*sansio.ConfirmSelect](b)
-		b.send(ch2, &sansio.ConfirmSelectOk{})
+	c, _ := pipeConn(t, Config{}, func(b *fakebroker.Broker) {
+		b.Handshake(0)
+		ch1 := b.OpenChannel()
+		consume := fakebroker.Expect[*sansio.BasicConsume](b)
+		b.Send(ch1, &sansio.BasicConsumeOk{ConsumerTag: consume.ConsumerTag})
+		ch2 := b.OpenChannel()
+		fakebroker.Expect[*sansio.ConfirmSelect](b)
+		b.Send(ch2, &sansio.ConfirmSelectOk{})
 		for i := range 1000 {
-			b.deliver(ch1, consume.ConsumerTag, uint64(i+1), make([]byte, 1024))
+			b.Deliver(ch1, consume.ConsumerTag, uint64(i+1), make([]byte, 1024))
 		}
-		expect[*sansio.BasicPublish](b)
-		b.send(ch2, &sansio.BasicAck{DeliveryTag: 1})
-		b.answerClose()
+		fakebroker.Expect[*sansio.BasicPublish](b)
+		b.Send(ch2, &sansio.BasicAck{DeliveryTag: 1})
+		b.AnswerClose()
 	})
 	ctx := context.Background()
 	ch1, err := c.OpenChannel(ctx)
@@ -198,16 +199,16 @@ func TestConsumerThatNeverReadsStallsOnlyItself(t *testing.T) {
 func TestLoopKeepsReceivingWhileTheSocketIsNotRead(t *testing.T) {
 	stalled := make(chan struct{})
 	resume := make(chan struct{})
-	c, _ := pipeConn(t, Config{MaxOutgoing: 64 << 10}, func(b *fakeBroker) {
-		b.handshake(0)
-		id := b.openChannel()
-		expect[*sansio.ConfirmSelect](b)
-		b.send(id, &sansio.ConfirmSelectOk{})
-		expect[*sansio.BasicPublish](b)
+	c, _ := pipeConn(t, Config{MaxOutgoing: 64 << 10}, func(b *fakebroker.Broker) {
+		b.Handshake(0)
+		id := b.OpenChannel()
+		fakebroker.Expect[*sansio.ConfirmSelect](b)
+		b.Send(id, &sansio.ConfirmSelectOk{})
+		fakebroker.Expect[*sansio.BasicPublish](b)
 		close(stalled) // stop reading: the client's writes now block
-		b.send(id, &sansio.BasicAck{DeliveryTag: 1})
+		b.Send(id, &sansio.BasicAck{DeliveryTag: 1})
 		<-resume
-		b.answerClose()
+		b.AnswerClose()
 	})
 	ctx := context.Background()
 	ch, err := c.OpenChannel(ctx)
@@ -232,14 +233,14 @@ func TestLoopKeepsReceivingWhileTheSocketIsNotRead(t *testing.T) {
 
 func TestBlockedConnectionMakesPublishersWait(t *testing.T) {
 	unblock := make(chan struct{})
-	c, _ := pipeConn(t, Config{}, func(b *fakeBroker) {
-		b.handshake(0)
-		b.openChannel()
-		b.send(0, &sansio.ConnectionBlocked{Reason: "low on memory"})
+	c, _ := pipeConn(t, Config{}, func(b *fakebroker.Broker) {
+		b.Handshake(0)
+		b.OpenChannel()
+		b.Send(0, &sansio.ConnectionBlocked{Reason: "low on memory"})
 		<-unblock
-		b.send(0, &sansio.ConnectionUnblocked{})
-		expect[*sansio.BasicPublish](b)
-		b.answerClose()
+		b.Send(0, &sansio.ConnectionUnblocked{})
+		fakebroker.Expect[*sansio.BasicPublish](b)
+		b.AnswerClose()
 	})
 	ctx := context.Background()
 	ch, err := c.OpenChannel(ctx)
@@ -257,18 +258,18 @@ func TestBlockedConnectionMakesPublishersWait(t *testing.T) {
 
 func TestConsumerOverflowEndsConsumerWithoutDropping(t *testing.T) {
 	cancelled := make(chan struct{})
-	c, _ := pipeConn(t, Config{ConsumerBuffer: 10}, func(b *fakeBroker) {
-		b.handshake(0)
-		id := b.openChannel()
-		consume := expect[*sansio.BasicConsume](b)
-		b.send(id, &sansio.BasicConsumeOk{ConsumerTag: consume.ConsumerTag})
+	c, _ := pipeConn(t, Config{ConsumerBuffer: 10}, func(b *fakebroker.Broker) {
+		b.Handshake(0)
+		id := b.OpenChannel()
+		consume := fakebroker.Expect[*sansio.BasicConsume](b)
+		b.Send(id, &sansio.BasicConsumeOk{ConsumerTag: consume.ConsumerTag})
 		for i := range 50 {
-			b.deliver(id, consume.ConsumerTag, uint64(i+1), []byte("m"))
+			b.Deliver(id, consume.ConsumerTag, uint64(i+1), []byte("m"))
 		}
-		cancel := expect[*sansio.BasicCancel](b)
-		b.send(id, &sansio.BasicCancelOk{ConsumerTag: cancel.ConsumerTag})
+		cancel := fakebroker.Expect[*sansio.BasicCancel](b)
+		b.Send(id, &sansio.BasicCancelOk{ConsumerTag: cancel.ConsumerTag})
 		close(cancelled)
-		b.answerClose()
+		b.AnswerClose()
 	})
 	ctx := context.Background()
 	ch, err := c.OpenChannel(ctx)
@@ -290,16 +291,16 @@ func TestConsumerOverflowEndsConsumerWithoutDropping(t *testing.T) {
 }
 
 func TestBrokerChannelErrorEndsOnlyThatChannel(t *testing.T) {
-	c, _ := pipeConn(t, Config{}, func(b *fakeBroker) {
-		b.handshake(0)
-		ch1 := b.openChannel()
-		ch2 := b.openChannel()
-		expect[*sansio.QueueDeclare](b)
-		b.send(ch1, &sansio.ChannelClose{ReplyCode: 404, ReplyText: "NOT_FOUND - no queue 'x'", ClassID: 50, MethodID: 10})
-		expect[*sansio.ChannelCloseOk](b)
-		expect[*sansio.QueueDeclare](b)
-		b.send(ch2, &sansio.QueueDeclareOk{Queue: "y"})
-		b.answerClose()
+	c, _ := pipeConn(t, Config{}, func(b *fakebroker.Broker) {
+		b.Handshake(0)
+		ch1 := b.OpenChannel()
+		ch2 := b.OpenChannel()
+		fakebroker.Expect[*sansio.QueueDeclare](b)
+		b.Send(ch1, &sansio.ChannelClose{ReplyCode: 404, ReplyText: "NOT_FOUND - no queue 'x'", ClassID: 50, MethodID: 10})
+		fakebroker.Expect[*sansio.ChannelCloseOk](b)
+		fakebroker.Expect[*sansio.QueueDeclare](b)
+		b.Send(ch2, &sansio.QueueDeclareOk{Queue: "y"})
+		b.AnswerClose()
 	})
 	ctx := context.Background()
 	ch1, err := c.OpenChannel(ctx)
@@ -315,12 +316,12 @@ func TestBrokerChannelErrorEndsOnlyThatChannel(t *testing.T) {
 }
 
 func TestPublishesPendingAtConnectionLossFailOnce(t *testing.T) {
-	c, _ := pipeConn(t, Config{}, func(b *fakeBroker) {
-		b.handshake(0)
-		id := b.openChannel()
-		expect[*sansio.ConfirmSelect](b)
-		b.send(id, &sansio.ConfirmSelectOk{})
-		expect[*sansio.BasicPublish](b)
+	c, _ := pipeConn(t, Config{}, func(b *fakebroker.Broker) {
+		b.Handshake(0)
+		id := b.OpenChannel()
+		fakebroker.Expect[*sansio.ConfirmSelect](b)
+		b.Send(id, &sansio.ConfirmSelectOk{})
+		fakebroker.Expect[*sansio.BasicPublish](b)
 		// The broker vanishes without a word.
 	})
 	ctx := context.Background()
@@ -342,26 +343,26 @@ func TestPublishesPendingAtConnectionLossFailOnce(t *testing.T) {
 // new channel.
 func TestStalePublishDoesNotGoOutOnReusedChannelNumber(t *testing.T) {
 	seen := make(chan string, 1)
-	c, _ := pipeConn(t, Config{}, func(b *fakeBroker) {
-		b.handshake(0)
-		id := b.openChannel()
-		b.send(id, &sansio.ChannelClose{ReplyCode: 404, ReplyText: "NOT_FOUND", ClassID: 60, MethodID: 40})
-		expect[*sansio.ChannelCloseOk](b)
-		b.openChannel()
-		r, err := b.next()
+	c, _ := pipeConn(t, Config{}, func(b *fakebroker.Broker) {
+		b.Handshake(0)
+		id := b.OpenChannel()
+		b.Send(id, &sansio.ChannelClose{ReplyCode: 404, ReplyText: "NOT_FOUND", ClassID: 60, MethodID: 40})
+		fakebroker.Expect[*sansio.ChannelCloseOk](b)
+		b.OpenChannel()
+		r, err := b.Next()
 		if err != nil {
 			seen <- err.Error()
 			return
 		}
-		seen <- r.method.ID().String()
-		if _, ok := r.method.(*sansio.QueueDeclare); !ok {
-			r, err = b.next() // skip the stale publish's content
-			for err == nil && r.typ != sansio.FrameMethod {
-				r, err = b.next()
+		seen <- r.Method.ID().String()
+		if _, ok := r.Method.(*sansio.QueueDeclare); !ok {
+			r, err = b.Next() // skip the stale publish's content
+			for err == nil && r.Type != sansio.FrameMethod {
+				r, err = b.Next()
 			}
 		}
-		b.send(r.channel, &sansio.QueueDeclareOk{Queue: "marker"})
-		b.answerClose()
+		b.Send(r.Channel, &sansio.QueueDeclareOk{Queue: "marker"})
+		b.AnswerClose()
 	})
 	ctx := context.Background()
 	old, err := c.OpenChannel(ctx)
@@ -394,30 +395,30 @@ func TestCallAbandonedBeforeTheLoopTookItIsUndone(t *testing.T) {
 	const rounds = 12
 	seen := make(chan string, rounds)
 	deliver := make(chan struct{})
-	c, _ := pipeConn(t, Config{}, func(b *fakeBroker) {
-		b.handshake(0)
-		id := b.openChannel()
-		a := expect[*sansio.BasicConsume](b)
-		b.send(id, &sansio.BasicConsumeOk{ConsumerTag: a.ConsumerTag})
+	c, _ := pipeConn(t, Config{}, func(b *fakebroker.Broker) {
+		b.Handshake(0)
+		id := b.OpenChannel()
+		a := fakebroker.Expect[*sansio.BasicConsume](b)
+		b.Send(id, &sansio.BasicConsumeOk{ConsumerTag: a.ConsumerTag})
 		for i := range rounds {
 			<-deliver
-			b.deliver(id, a.ConsumerTag, uint64(i+1), []byte("x"))
-			m := expect[*sansio.BasicConsume](b)
-			b.send(id, &sansio.BasicConsumeOk{ConsumerTag: m.ConsumerTag})
-			r, err := b.next()
+			b.Deliver(id, a.ConsumerTag, uint64(i+1), []byte("x"))
+			m := fakebroker.Expect[*sansio.BasicConsume](b)
+			b.Send(id, &sansio.BasicConsumeOk{ConsumerTag: m.ConsumerTag})
+			r, err := b.Next()
 			if err != nil {
 				return
 			}
-			seen <- r.method.ID().String()
-			switch m := r.method.(type) {
+			seen <- r.Method.ID().String()
+			switch m := r.Method.(type) {
 			case *sansio.BasicCancel:
-				b.send(id, &sansio.BasicCancelOk{ConsumerTag: m.ConsumerTag})
+				b.Send(id, &sansio.BasicCancelOk{ConsumerTag: m.ConsumerTag})
 			case *sansio.ConnectionClose:
-				b.send(0, &sansio.ConnectionCloseOk{})
+				b.Send(0, &sansio.ConnectionCloseOk{})
 				return
 			}
 		}
-		b.answerClose()
+		b.AnswerClose()
 	})
 	ctx := context.Background()
 	ch, err := c.OpenChannel(ctx)
@@ -467,7 +468,7 @@ func TestTryWriterOnlyForSocketsWithADescriptor(t *testing.T) {
 	defer a.Close()
 	defer b.Close()
 	require.Nil(t, newTryWriter(a))
-	client, _ := tcpPair(t)
+	client, _ := fakebroker.TCPPair(t)
 	require.Equal(t, tryWriteSupported, newTryWriter(client) != nil)
 }
 
@@ -475,7 +476,7 @@ func TestTryWriterNeverWaitsAndReportsTheSocketsError(t *testing.T) {
 	if !tryWriteSupported {
 		t.Skip("no non-blocking writes on " + runtime.GOOS)
 	}
-	client, server := tcpPair(t)
+	client, server := fakebroker.TCPPair(t)
 	require.NoError(t, client.SetWriteBuffer(64<<10))
 	require.NoError(t, server.SetReadBuffer(64<<10))
 	w := newTryWriter(client)
@@ -510,19 +511,19 @@ func TestTryWriterNeverWaitsAndReportsTheSocketsError(t *testing.T) {
 func TestDirectWritesKeepOrderWhenTheSocketFills(t *testing.T) {
 	const n = 3000
 	resume := make(chan struct{})
-	c := tcpConn(t, Config{MaxOutgoing: 64 << 10}, func(b *fakeBroker) {
-		b.handshake(0)
-		b.openChannel()
+	c := tcpConn(t, Config{MaxOutgoing: 64 << 10}, func(b *fakebroker.Broker) {
+		b.Handshake(0)
+		b.OpenChannel()
 		<-resume // read nothing meanwhile: the client's socket fills
 		for i := 0; i < n; {
-			r, err := b.next()
+			r, err := b.Next()
 			require.NoError(t, err)
-			if p, ok := r.method.(*sansio.BasicPublish); ok {
+			if p, ok := r.Method.(*sansio.BasicPublish); ok {
 				require.Equal(t, strconv.Itoa(i), p.RoutingKey)
 				i++
 			}
 		}
-		b.answerClose()
+		b.AnswerClose()
 	})
 	ctx := context.Background()
 	ch, err := c.OpenChannel(ctx)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/amqproto/amqproto/internal/fakebroker"
 	"github.com/stretchr/testify/require"
 )
 
@@ -11,10 +12,10 @@ import (
 // not report a clean close (nil).
 func TestCloseWithAnExpiredContextIsNotClean(t *testing.T) {
 	for i := 0; i < 50; i++ {
-		c, _ := pipeConn(t, Config{}, func(b *fakeBroker) {
-			b.handshake(0)
+		c, _ := pipeConn(t, Config{}, func(b *fakebroker.Broker) {
+			b.Handshake(0)
 			for { // never answers the close
-				if _, err := b.next(); err != nil {
+				if _, err := b.Next(); err != nil {
 					return
 				}
 			}

@@ -8,30 +8,31 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amqproto/amqproto/internal/fakebroker"
 	"github.com/amqproto/amqproto/internal/sansio"
 	"github.com/stretchr/testify/require"
 )
 
 // givenBack answers the client's basic.qos and collects the delivery tags
 // it rejects or nacks until connection.close, which it answers.
-func givenBack(b *fakeBroker) []uint64 {
+func givenBack(b *fakebroker.Broker) []uint64 {
 	var tags []uint64
 	for {
-		r, err := b.next()
+		r, err := b.Next()
 		if err != nil {
 			return tags
 		}
-		switch m := r.method.(type) {
+		switch m := r.Method.(type) {
 		case *sansio.BasicReject:
 			tags = append(tags, m.DeliveryTag)
 		case *sansio.BasicNack:
 			tags = append(tags, m.DeliveryTag)
 		case *sansio.BasicCancel:
-			b.send(r.channel, &sansio.BasicCancelOk{ConsumerTag: m.ConsumerTag})
+			b.Send(r.Channel, &sansio.BasicCancelOk{ConsumerTag: m.ConsumerTag})
 		case *sansio.BasicQos:
-			b.send(r.channel, &sansio.BasicQosOk{})
+			b.Send(r.Channel, &sansio.BasicQosOk{})
 		case *sansio.ConnectionClose:
-			b.send(0, &sansio.ConnectionCloseOk{})
+			b.Send(0, &sansio.ConnectionCloseOk{})
 			return tags
 		}
 	}
@@ -56,17 +57,13 @@ func abandonOnTheWire(t *testing.T, ch *Channel, seen, release chan struct{}, ca
 func TestAbandonedGetGivesItsMessageBack(t *testing.T) {
 	seen, release := make(chan struct{}), make(chan struct{})
 	tags := make(chan []uint64, 1)
-	c, _ := pipeConn(t, Config{}, func(b *fakeBroker) {
-		b.handshake(0)
-		id := b.openChannel()
-		expect[*sansio.BasicGet](b)
+	c, _ := pipeConn(t, Config{}, func(b *fakebroker.Broker) {
+		b.Handshake(0)
+		id := b.OpenChannel()
+		fakebroker.Expect[*sansio.BasicGet](b)
 		close(seen)
 		<-release
-		p, err := sansio.AppendMethodFrame(nil, id, &sansio.BasicGetOk{DeliveryTag: 7, RoutingKey: "q"})
-		require.NoError(t, err)
-		p, err = sansio.AppendContentHeaderFrame(p, id, sansio.ClassBasic, 1, &sansio.Properties{})
-		require.NoError(t, err)
-		b.write(sansio.AppendBodyFrames(p, id, []byte("x"), 131072))
+		b.SendContent(id, &sansio.BasicGetOk{DeliveryTag: 7, RoutingKey: "q"}, nil, []byte("x"))
 		tags <- givenBack(b)
 	})
 	ch, err := c.OpenChannel(context.Background())
@@ -84,15 +81,15 @@ func TestAbandonedGetGivesItsMessageBack(t *testing.T) {
 func TestAbandonedConsumeGivesItsDeliveriesBack(t *testing.T) {
 	seen, release := make(chan struct{}), make(chan struct{})
 	tags := make(chan []uint64, 1)
-	c, _ := pipeConn(t, Config{}, func(b *fakeBroker) {
-		b.handshake(0)
-		id := b.openChannel()
-		m := expect[*sansio.BasicConsume](b)
+	c, _ := pipeConn(t, Config{}, func(b *fakebroker.Broker) {
+		b.Handshake(0)
+		id := b.OpenChannel()
+		m := fakebroker.Expect[*sansio.BasicConsume](b)
 		close(seen)
 		<-release
-		b.send(id, &sansio.BasicConsumeOk{ConsumerTag: m.ConsumerTag})
-		b.deliver(id, m.ConsumerTag, 1, []byte("x"))
-		b.deliver(id, m.ConsumerTag, 2, []byte("y"))
+		b.Send(id, &sansio.BasicConsumeOk{ConsumerTag: m.ConsumerTag})
+		b.Deliver(id, m.ConsumerTag, 1, []byte("x"))
+		b.Deliver(id, m.ConsumerTag, 2, []byte("y"))
 		tags <- givenBack(b)
 	})
 	ch, err := c.OpenChannel(context.Background())
@@ -110,32 +107,32 @@ func TestAbandonedConsumeGivesItsDeliveriesBack(t *testing.T) {
 // would end without the client knowing.
 func TestCancelOfAnEndedConsumerLeavesItsTagAlone(t *testing.T) {
 	cancels := make(chan int, 1)
-	c, _ := pipeConn(t, Config{}, func(b *fakeBroker) {
-		b.handshake(0)
-		id := b.openChannel()
-		m := expect[*sansio.BasicConsume](b)
-		b.send(id, &sansio.BasicConsumeOk{ConsumerTag: m.ConsumerTag})
-		b.send(id, &sansio.BasicCancel{ConsumerTag: m.ConsumerTag, NoWait: true}) // its queue was deleted
-		m = expect[*sansio.BasicConsume](b)
-		b.send(id, &sansio.BasicConsumeOk{ConsumerTag: m.ConsumerTag})
+	c, _ := pipeConn(t, Config{}, func(b *fakebroker.Broker) {
+		b.Handshake(0)
+		id := b.OpenChannel()
+		m := fakebroker.Expect[*sansio.BasicConsume](b)
+		b.Send(id, &sansio.BasicConsumeOk{ConsumerTag: m.ConsumerTag})
+		b.Send(id, &sansio.BasicCancel{ConsumerTag: m.ConsumerTag, NoWait: true}) // its queue was deleted
+		m = fakebroker.Expect[*sansio.BasicConsume](b)
+		b.Send(id, &sansio.BasicConsumeOk{ConsumerTag: m.ConsumerTag})
 		n := 0
 		for {
-			r, err := b.next()
+			r, err := b.Next()
 			require.NoError(t, err)
-			switch m := r.method.(type) {
+			switch m := r.Method.(type) {
 			case *sansio.BasicCancel:
 				n++
-				b.send(id, &sansio.BasicCancelOk{ConsumerTag: m.ConsumerTag})
+				b.Send(id, &sansio.BasicCancelOk{ConsumerTag: m.ConsumerTag})
 				continue
 			case *sansio.BasicQos:
-				b.send(id, &sansio.BasicQosOk{})
+				b.Send(id, &sansio.BasicQosOk{})
 			default:
 				continue
 			}
 			break
 		}
 		cancels <- n
-		b.answerClose()
+		b.AnswerClose()
 	})
 	ctx := context.Background()
 	ch, err := c.OpenChannel(ctx)
@@ -161,15 +158,15 @@ func TestCancelOfAnEndedConsumerLeavesItsTagAlone(t *testing.T) {
 func TestPublishersHeldByFlowFailWhenTheChannelCloses(t *testing.T) {
 	const n = 50
 	paused, closeIt := make(chan struct{}), make(chan struct{})
-	c, _ := pipeConn(t, Config{}, func(b *fakeBroker) {
-		b.handshake(0)
-		id := b.openChannel()
-		b.send(id, &sansio.ChannelFlow{Active: false})
-		expect[*sansio.ChannelFlowOk](b)
+	c, _ := pipeConn(t, Config{}, func(b *fakebroker.Broker) {
+		b.Handshake(0)
+		id := b.OpenChannel()
+		b.Send(id, &sansio.ChannelFlow{Active: false})
+		fakebroker.Expect[*sansio.ChannelFlowOk](b)
 		close(paused)
 		<-closeIt
-		b.send(id, &sansio.ChannelClose{ReplyCode: 320, ReplyText: "CONNECTION_FORCED"})
-		b.answerClose()
+		b.Send(id, &sansio.ChannelClose{ReplyCode: 320, ReplyText: "CONNECTION_FORCED"})
+		b.AnswerClose()
 	})
 	ctx := context.Background()
 	ch, err := c.OpenChannel(ctx)
@@ -214,9 +211,9 @@ func (deafConn) SetWriteDeadline(time.Time) error { return nil }
 func TestCloseEndsAStuckSocketThatIgnoresDeadlines(t *testing.T) {
 	stalled, stop := make(chan struct{}), make(chan struct{})
 	client, server := net.Pipe()
-	c, _ := scriptedConn(t, Config{}, deafConn{client}, server, func(b *fakeBroker) {
-		b.handshake(0)
-		b.openChannel()
+	c, _ := scriptedConn(t, Config{}, deafConn{client}, server, func(b *fakebroker.Broker) {
+		b.Handshake(0)
+		b.OpenChannel()
 		close(stalled) // read nothing more: the client's writes block
 		<-stop
 	})
@@ -239,12 +236,12 @@ func TestCloseEndsAStuckSocketThatIgnoresDeadlines(t *testing.T) {
 // channel ends, rather than wait for the socket.
 func TestPublisherWaitingForRoomFailsWhenTheChannelCloses(t *testing.T) {
 	stalled, closeIt, stop := make(chan struct{}), make(chan struct{}), make(chan struct{})
-	c, _ := pipeConn(t, Config{MaxOutgoing: 64 << 10}, func(b *fakeBroker) {
-		b.handshake(0)
-		id := b.openChannel()
+	c, _ := pipeConn(t, Config{MaxOutgoing: 64 << 10}, func(b *fakebroker.Broker) {
+		b.Handshake(0)
+		id := b.OpenChannel()
 		close(stalled) // read nothing more: the client's writes block
 		<-closeIt
-		b.send(id, &sansio.ChannelClose{ReplyCode: 406, ReplyText: "PRECONDITION_FAILED"})
+		b.Send(id, &sansio.ChannelClose{ReplyCode: 406, ReplyText: "PRECONDITION_FAILED"})
 		<-stop
 	})
 	defer close(stop)
@@ -273,33 +270,33 @@ func TestPublisherWaitingForRoomFailsWhenTheChannelCloses(t *testing.T) {
 // overflowed either.
 func TestLaterQosDoesNotLowerAStartedConsumersBound(t *testing.T) {
 	delivered := make(chan bool, 1) // whether the client cancelled meanwhile
-	c, _ := pipeConn(t, Config{ConsumerBuffer: 10}, func(b *fakeBroker) {
-		b.handshake(0)
-		id := b.openChannel()
-		expect[*sansio.BasicQos](b)
-		b.send(id, &sansio.BasicQosOk{})
-		consume := expect[*sansio.BasicConsume](b)
-		b.send(id, &sansio.BasicConsumeOk{ConsumerTag: consume.ConsumerTag})
-		expect[*sansio.BasicQos](b)
-		b.send(id, &sansio.BasicQosOk{})
+	c, _ := pipeConn(t, Config{ConsumerBuffer: 10}, func(b *fakebroker.Broker) {
+		b.Handshake(0)
+		id := b.OpenChannel()
+		fakebroker.Expect[*sansio.BasicQos](b)
+		b.Send(id, &sansio.BasicQosOk{})
+		consume := fakebroker.Expect[*sansio.BasicConsume](b)
+		b.Send(id, &sansio.BasicConsumeOk{ConsumerTag: consume.ConsumerTag})
+		fakebroker.Expect[*sansio.BasicQos](b)
+		b.Send(id, &sansio.BasicQosOk{})
 		for i := range 50 { // within the prefetch of 100 the consumer started with
-			b.deliver(id, consume.ConsumerTag, uint64(i+1), []byte("m"))
+			b.Deliver(id, consume.ConsumerTag, uint64(i+1), []byte("m"))
 		}
-		b.send(id, &sansio.ChannelFlow{Active: true}) // a marker: all delivered
+		b.Send(id, &sansio.ChannelFlow{Active: true}) // a marker: all delivered
 		cancelled := false
 		for {
-			r, err := b.next()
+			r, err := b.Next()
 			require.NoError(t, err)
-			if m, ok := r.method.(*sansio.BasicCancel); ok {
+			if m, ok := r.Method.(*sansio.BasicCancel); ok {
 				cancelled = true
-				b.send(id, &sansio.BasicCancelOk{ConsumerTag: m.ConsumerTag})
+				b.Send(id, &sansio.BasicCancelOk{ConsumerTag: m.ConsumerTag})
 			}
-			if _, ok := r.method.(*sansio.ChannelFlowOk); ok {
+			if _, ok := r.Method.(*sansio.ChannelFlowOk); ok {
 				break
 			}
 		}
 		delivered <- cancelled
-		b.answerClose()
+		b.AnswerClose()
 	})
 	ctx := context.Background()
 	ch, err := c.OpenChannel(ctx)

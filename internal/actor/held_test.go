@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amqproto/amqproto/internal/fakebroker"
 	"github.com/amqproto/amqproto/internal/sansio"
 	"github.com/stretchr/testify/require"
 )
@@ -16,10 +17,10 @@ import (
 // rather than grow memory without limit.
 func TestPublishesHeldBehindNoWaitMethodsCountAgainstMaxOutgoing(t *testing.T) {
 	declared, stop := make(chan struct{}), make(chan struct{})
-	c, _ := pipeConn(t, Config{MaxOutgoing: 256 << 10}, func(b *fakeBroker) {
-		b.handshake(0)
-		b.openChannel()
-		expect[*sansio.QueueDeclare](b)
+	c, _ := pipeConn(t, Config{MaxOutgoing: 256 << 10}, func(b *fakebroker.Broker) {
+		b.Handshake(0)
+		b.OpenChannel()
+		fakebroker.Expect[*sansio.QueueDeclare](b)
 		close(declared) // never answer, and read nothing more
 		<-stop
 	})
@@ -51,28 +52,28 @@ func TestPublishesHeldBehindNoWaitMethodsCountAgainstMaxOutgoing(t *testing.T) {
 // it guards needs many rounds to show).
 func TestOutcomesSeeEveryAcceptedPublishWhenTheChannelEnds(t *testing.T) {
 	const rounds, publishers, perChannel = 200, 8, 40
-	c, _ := pipeConn(t, Config{}, func(b *fakeBroker) {
-		b.handshake(0)
+	c, _ := pipeConn(t, Config{}, func(b *fakebroker.Broker) {
+		b.Handshake(0)
 		counts := map[uint16]int{}
 		for {
-			r, err := b.next()
+			r, err := b.Next()
 			if err != nil {
 				return
 			}
-			switch m := r.method.(type) {
+			switch m := r.Method.(type) {
 			case *sansio.ChannelOpen:
-				counts[r.channel] = 0
-				b.send(r.channel, &sansio.ChannelOpenOk{})
+				counts[r.Channel] = 0
+				b.Send(r.Channel, &sansio.ChannelOpenOk{})
 			case *sansio.BasicPublish:
-				counts[r.channel]++
-				if counts[r.channel] == perChannel {
-					b.send(r.channel, &sansio.ChannelClose{ReplyCode: 406, ReplyText: "PRECONDITION_FAILED"})
+				counts[r.Channel]++
+				if counts[r.Channel] == perChannel {
+					b.Send(r.Channel, &sansio.ChannelClose{ReplyCode: 406, ReplyText: "PRECONDITION_FAILED"})
 				}
 			case *sansio.ChannelCloseOk:
 			case *sansio.ChannelClose:
-				b.send(r.channel, &sansio.ChannelCloseOk{})
+				b.Send(r.Channel, &sansio.ChannelCloseOk{})
 			case *sansio.ConnectionClose:
-				b.send(0, &sansio.ConnectionCloseOk{})
+				b.Send(0, &sansio.ConnectionCloseOk{})
 				return
 			default:
 				_ = m
