@@ -122,8 +122,6 @@ type confirmStats struct {
 	lastSettled            time.Time
 }
 
-func (s *confirmStats) failed() int { return s.nacked + s.returned + s.lost }
-
 type inflight struct {
 	name string
 	conf confirmation

@@ -137,7 +137,7 @@ func TestPublisherConfirmsAll(t *testing.T) {
 	require.Equal(t, int64(15), res.sentBytes)
 	require.Equal(t, int64(15), res.confirmedBytes)
 	require.Len(t, res.latencies, 5)
-	require.Zero(t, res.failed()+res.unconfirmed)
+	require.Zero(t, res.nacked+res.returned+res.lost+res.unconfirmed)
 	require.Empty(t, *failures)
 	require.Equal(t, int64(5), p.progress.settled.Load())
 	for i, pub := range b.published {

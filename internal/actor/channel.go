@@ -34,7 +34,6 @@ type Channel struct {
 	// tells the loop.
 	outcomesWait atomic.Bool
 	returnsOn    atomic.Bool
-	nextTagSeed  atomic.Uint64
 }
 
 func newChannel(c *Conn, id uint16) *Channel {

@@ -4,9 +4,6 @@ package actor
 
 import "net"
 
-// tryWriteSupported says whether newTryWriter can return a tryWriter here.
-const tryWriteSupported = false
-
 // tryWriter is not available here: every write goes through the writer
 // goroutine.
 type tryWriter struct{}

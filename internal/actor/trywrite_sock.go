@@ -8,9 +8,6 @@ import (
 	"syscall"
 )
 
-// tryWriteSupported says whether newTryWriter can return a tryWriter here.
-const tryWriteSupported = true
-
 // tryWriter writes without blocking on sockets that expose their file
 // descriptor, so that the loop can make a write itself when the socket has
 // room: handing every write to the writer goroutine costs two goroutine
