@@ -57,6 +57,10 @@ var (
 	// ErrConnectionClosed matches every error that ended a connection,
 	// and is returned by operations on an ended connection.
 	ErrConnectionClosed = sansio.ErrConnectionClosed
+	// ErrNoFreeChannel: Conn.Channel failed because as many channels are
+	// open as the negotiated channel_max allows (see Conn.Tuning). The
+	// connection stays usable; closing a channel frees its number.
+	ErrNoFreeChannel = sansio.ErrNoFreeChannel
 	// ErrHeartbeatTimeout: the broker sent nothing for two heartbeat
 	// intervals. It matches ErrConnectionClosed.
 	ErrHeartbeatTimeout = sansio.ErrHeartbeatTimeout
@@ -75,6 +79,12 @@ var (
 // did not explain: no common SASL mechanism, or the socket closed during
 // authentication.
 type HandshakeError = sansio.HandshakeError
+
+// TableError is a field table value this client cannot encode, in a
+// method's arguments or a message's headers: a Go type with no AMQP field
+// type, or a uint or uint64 over math.MaxInt64. It names the field's key
+// and the value's Go type, and is returned before anything is sent.
+type TableError = sansio.TableError
 
 // VersionError: the broker does not speak AMQP 0-9-1.
 type VersionError = sansio.VersionError

@@ -5,9 +5,10 @@ import "github.com/amqproto/amqproto/internal/sansio"
 // Table is an AMQP field table, used for arguments and headers. Values have
 // these Go types (the AMQP field type tag in brackets): bool (t), int8 (b),
 // uint8 (B), int16 (s), uint16 (u), int32 (I), uint32 (i), int64 (l; int is
-// accepted when encoding), float32 (f), float64 (d), Decimal (D), string
+// accepted when encoding, and so are uint and uint64 up to math.MaxInt64), float32 (f), float64 (d), Decimal (D), string
 // (S), []byte (x), []any (A), time.Time (T, whole seconds), Table (F) and
-// nil (V). Any other type is an error when the table is sent.
+// nil (V). Any other type, or a larger unsigned value, is a *TableError
+// when the table is sent.
 type Table = map[string]any
 
 // Decimal is an AMQP decimal value: Value × 10^-Scale.

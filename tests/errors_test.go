@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/amqproto/amqproto/amqp"
@@ -233,4 +234,52 @@ func TestExclusiveQueueOfAnotherConnection(t *testing.T) {
 	require.ErrorIs(t, err, amqp.ErrResourceLocked)
 	require.ErrorIs(t, err, amqp.ErrChannelClosed)
 	tempQueue(t, channel(t, other))
+}
+
+// Opening more channels than channel_max allows fails with
+// ErrNoFreeChannel, and leaves the connection usable.
+func TestNoFreeChannel(t *testing.T) {
+	t.Parallel()
+	c := dialURL(t, userURL(t, "guest", "guest")+"?channel_max=2", amqp.Config{ConnectionName: t.Name()})
+	ctx := ctxT(t)
+	first := channel(t, c)
+	channel(t, c)
+	_, err := c.Channel(ctx)
+	require.ErrorIs(t, err, amqp.ErrNoFreeChannel)
+	require.NotErrorIs(t, err, amqp.ErrConnectionClosed)
+
+	require.NoError(t, first.Close(ctx))
+	channel(t, c)
+}
+
+// A header value with no AMQP field type is a *TableError naming the key
+// and the Go type, found before anything is sent; a uint64 that fits in an
+// int64 is sent as one.
+func TestUnsupportedHeaderValue(t *testing.T) {
+	t.Parallel()
+	c := dial(t, amqp.Config{ConnectionName: t.Name()})
+	ch := confirmChannel(t, c)
+	ctx := ctxT(t)
+	q := tempQueue(t, ch)
+
+	for _, bad := range []any{uint64(1) << 63, struct{ A int }{1}} {
+		_, err := ch.Publish(ctx, amqp.Publishing{RoutingKey: q,
+			Properties: amqp.Properties{Headers: amqp.Table{"x-outer": amqp.Table{"x-bad": bad}}}})
+		var te *amqp.TableError
+		require.ErrorAs(t, err, &te)
+		require.Equal(t, "x-outer.x-bad", te.Key)
+		require.Equal(t, fmt.Sprintf("%T", bad), te.Type)
+		var ae *amqp.Error
+		require.False(t, errors.As(err, &ae), "not a reply code: the broker saw nothing")
+	}
+	require.NoError(t, ch.Err(), "the channel is still open")
+
+	conf, err := ch.Publish(ctx, amqp.Publishing{RoutingKey: q,
+		Properties: amqp.Properties{Headers: amqp.Table{"count": uint64(7), "n": uint(8)}}})
+	require.NoError(t, err)
+	require.NoError(t, conf.Wait(ctx))
+	d, ok, err := ch.Get(ctx, q, true)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, amqp.Table{"count": int64(7), "n": int64(8)}, d.Headers)
 }

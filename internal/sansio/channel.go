@@ -86,7 +86,7 @@ func (c *Conn) OpenChannel(token uint64) (uint16, error) {
 	}
 	id, ok := c.freeChannel()
 	if !ok {
-		return 0, fmt.Errorf("amqp: all %d channels are in use", c.tuning.ChannelMax)
+		return 0, fmt.Errorf("%w: all %d are open (channel_max)", ErrNoFreeChannel, c.tuning.ChannelMax)
 	}
 	ch := newChannel(id)
 	if int(id) >= len(c.channels) {

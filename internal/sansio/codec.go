@@ -103,6 +103,10 @@ func (w *writer) table(t Table) {
 	for k, v := range t {
 		w.shortstr(k)
 		w.field(v)
+		if w.err != nil {
+			w.inField(k)
+			return
+		}
 	}
 	w.patchLength(start)
 	w.depth--

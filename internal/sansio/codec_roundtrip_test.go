@@ -235,40 +235,62 @@ func TestCodecTableAcceptedGoTypes(t *testing.T) {
 }
 
 func TestCodecTableUnsupportedGoTypes(t *testing.T) {
-	values := map[string]any{
-		"struct":       struct{ A int }{1},
-		"chan":         make(chan int),
-		"uint64":       uint64(1),
-		"uint":         uint(1),
-		"uintptr":      uintptr(1),
-		"pointer":      new(int),
-		"func":         func() {},
-		"complex":      complex(1, 2),
-		"[]string":     []string{"a"},
-		"map[string]s": map[string]string{"a": "b"},
-		"time pointer": &time.Time{},
-		"in an array":  []any{"ok", uint64(1)},
-		"in a table":   Table{"ok": true, "bad": struct{}{}},
-		"deep":         Table{"a": []any{Table{"b": []any{complex64(1)}}}},
+	values := map[string]struct {
+		v        any
+		key, typ string
+	}{
+		"struct":         {struct{ A int }{1}, "value", "struct { A int }"},
+		"chan":           {make(chan int), "value", "chan int"},
+		"uint64 too big": {uint64(math.MaxInt64) + 1, "value", "uint64"},
+		"uint too big":   {uint(math.MaxUint), "value", "uint"},
+		"uintptr":        {uintptr(1), "value", "uintptr"},
+		"pointer":        {new(int), "value", "*int"},
+		"func":           {func() {}, "value", "func()"},
+		"complex":        {complex(1, 2), "value", "complex128"},
+		"[]string":       {[]string{"a"}, "value", "[]string"},
+		"map[string]s":   {map[string]string{"a": "b"}, "value", "map[string]string"},
+		"time pointer":   {&time.Time{}, "value", "*time.Time"},
+		"in an array":    {[]any{"ok", uint64(math.MaxUint64)}, "value[1]", "uint64"},
+		"in a table":     {Table{"bad": struct{}{}}, "value.bad", "struct {}"},
+		"deep":           {Table{"a": []any{Table{"b": []any{complex64(1)}}}}, "value.a[0].b[0]", "complex64"},
 	}
-	for name, v := range values {
+	for name, tt := range values {
 		t.Run(name, func(t *testing.T) {
+			requireTableError := func(err error, key string) {
+				t.Helper()
+				var te *TableError
+				require.ErrorAs(t, err, &te)
+				require.Equal(t, key, te.Key)
+				require.Equal(t, tt.typ, te.Type)
+				var pe *Error
+				require.False(t, errors.As(err, &pe), "a client-side encoding error, not a reply code")
+			}
 			dst := []byte("keep")
-			got, err := AppendTable(dst, Table{"before": "fine", "value": v})
-			requireCodecError(t, err, SyntaxError)
+			got, err := AppendTable(dst, Table{"before": "fine", "value": tt.v})
+			requireTableError(err, tt.key)
 			require.Equal(t, "keep", string(got))
 
 			// The same value in a method's arguments.
-			got, err = AppendMethodFrame(dst, 1, &QueueDeclare{Queue: "q", Arguments: Table{"v": v}})
-			requireCodecError(t, err, SyntaxError)
+			got, err = AppendMethodFrame(dst, 1, &QueueDeclare{Queue: "q", Arguments: Table{"value": tt.v}})
+			requireTableError(err, tt.key)
 			require.Equal(t, "keep", string(got))
 
 			// And in a message's headers.
-			got, err = AppendContentHeaderFrame(dst, 1, ClassBasic, 0, &Properties{Headers: Table{"v": v}})
-			requireCodecError(t, err, SyntaxError)
+			got, err = AppendContentHeaderFrame(dst, 1, ClassBasic, 0, &Properties{Headers: Table{"value": tt.v}})
+			requireTableError(err, tt.key)
 			require.Equal(t, "keep", string(got))
 		})
 	}
+}
+
+// Unsigned integers that fit in an int64 are encoded as 'l', which every
+// broker and client reads.
+func TestCodecTableUnsignedFitting(t *testing.T) {
+	buf, err := AppendTable(nil, Table{"u": uint(7), "u64": uint64(math.MaxInt64), "in": []any{uint64(0)}})
+	require.NoError(t, err)
+	got, err := DecodeTable(buf)
+	require.NoError(t, err)
+	require.Equal(t, Table{"u": int64(7), "u64": int64(math.MaxInt64), "in": []any{int64(0)}}, got)
 }
 
 // TestCodecTableNesting checks that tables nested too deep for the decoder

@@ -217,11 +217,11 @@ func TestChannelMax(t *testing.T) {
 		drive(t, c, t0, p.method(id, &ChannelOpenOk{}))
 	}
 	_, err := c.OpenChannel(4)
-	require.Error(t, err)
+	require.ErrorIs(t, err, ErrNoFreeChannel)
 
 	require.NoError(t, c.CloseChannel(2, 5))
 	_, err = c.OpenChannel(6)
-	require.Error(t, err, "channel 2 is still closing")
+	require.ErrorIs(t, err, ErrNoFreeChannel, "channel 2 is still closing")
 	drive(t, c, t0, p.method(2, &ChannelCloseOk{}))
 	id, err := c.OpenChannel(7)
 	require.NoError(t, err)

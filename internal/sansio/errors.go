@@ -96,6 +96,10 @@ var (
 	// ErrConnectionClosed matches every error that ended a connection, and
 	// is returned by operations on a connection that is already closed.
 	ErrConnectionClosed = errors.New("amqp: connection closed")
+	// ErrNoFreeChannel: opening a channel failed because the connection
+	// has as many open as the negotiated channel_max allows. The
+	// connection stays open; a channel can be opened once one is closed.
+	ErrNoFreeChannel = errors.New("amqp: no free channel number")
 	// ErrHeartbeatTimeout: nothing arrived from the broker for two heartbeat
 	// intervals.
 	ErrHeartbeatTimeout = fmt.Errorf("amqp: no heartbeat from the broker for two intervals: %w", ErrConnectionClosed)

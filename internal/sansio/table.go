@@ -18,7 +18,8 @@ import (
 //	u    short-uint           uint16
 //	I    long-int             int32
 //	i    long-uint            uint32
-//	l    long-long-int        int64 (encoding also accepts int)
+//	l    long-long-int        int64 (encoding also accepts int, and uint
+//	                          and uint64 up to math.MaxInt64)
 //	f    float                float32
 //	d    double               float64
 //	D    decimal-value        Decimal
@@ -29,7 +30,8 @@ import (
 //	F    field-table          Table (map[string]any)
 //	V    void                 nil
 //
-// Any other Go type is an encoding error. Tables nest at most 64 deep.
+// Any other Go type, or a uint or uint64 over math.MaxInt64, is a
+// *TableError naming the field. Tables nest at most 64 deep.
 type Table = map[string]any
 
 // Decimal is an AMQP decimal: Value × 10^-Scale.
@@ -46,8 +48,12 @@ func (w *writer) array(a []any) {
 	}
 	start := len(w.buf)
 	w.buf = append(w.buf, 0, 0, 0, 0)
-	for _, v := range a {
+	for i, v := range a {
 		w.field(v)
+		if w.err != nil {
+			w.inField(fmt.Sprintf("[%d]", i))
+			return
+		}
 	}
 	w.patchLength(start)
 	w.depth--
@@ -82,6 +88,10 @@ func (w *writer) field(v any) {
 		w.buf = binary.BigEndian.AppendUint64(append(b, 'l'), uint64(v))
 	case int:
 		w.buf = binary.BigEndian.AppendUint64(append(b, 'l'), uint64(v))
+	case uint:
+		w.unsigned(uint64(v), v)
+	case uint64:
+		w.unsigned(v, v)
 	case float32:
 		w.buf = binary.BigEndian.AppendUint32(append(b, 'f'), math.Float32bits(v))
 	case float64:
@@ -105,7 +115,51 @@ func (w *writer) field(v any) {
 	case nil:
 		w.buf = append(b, 'V')
 	default:
-		w.fail(&Error{Code: SyntaxError, Text: fmt.Sprintf("no AMQP field type for Go type %T", v)})
+		w.fail(&TableError{Type: fmt.Sprintf("%T", v), Text: "no AMQP field type for this Go type"})
+	}
+}
+
+// unsigned encodes a uint or uint64 as a long-long-int ('l'), the type
+// every broker and client reads; AMQP 0-9-1 as RabbitMQ speaks it has no
+// unsigned 64-bit field. orig is the value as given, for the error.
+func (w *writer) unsigned(v uint64, orig any) {
+	if v > math.MaxInt64 {
+		w.fail(&TableError{Type: fmt.Sprintf("%T", orig), Text: "value over math.MaxInt64, the largest integer a field table carries"})
+		return
+	}
+	w.buf = binary.BigEndian.AppendUint64(append(w.buf, 'l'), v)
+}
+
+// TableError is a value this client cannot encode in a field table (the
+// arguments of a method, or a message's headers): a Go type without an
+// AMQP field type, or an unsigned integer too large for one. It is found
+// before anything is sent.
+type TableError struct {
+	// Key is the field's key; in nested tables and arrays, the path to it,
+	// keys joined by "." and array indexes in brackets ("a.b[2]").
+	Key  string
+	Type string // the value's Go type, as %T prints it
+	Text string // what is wrong with the value
+}
+
+func (e *TableError) Error() string {
+	return fmt.Sprintf("amqp: field table key %q (Go type %s): %s", e.Key, e.Type, e.Text)
+}
+
+// inField prefixes the key of a TableError raised by the field just
+// written with step, the key or array index of that field.
+func (w *writer) inField(step string) {
+	te, ok := w.err.(*TableError)
+	if !ok {
+		return
+	}
+	switch {
+	case te.Key == "":
+		te.Key = step
+	case te.Key[0] == '[':
+		te.Key = step + te.Key
+	default:
+		te.Key = step + "." + te.Key
 	}
 }
 
