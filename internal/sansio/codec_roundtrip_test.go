@@ -175,7 +175,7 @@ func TestCodecTableRoundTripEveryType(t *testing.T) {
 		"l":  int64(math.MinInt64),
 		"f":  float32(-math.MaxFloat32),
 		"d":  math.SmallestNonzeroFloat64,
-		"D":  Decimal{Scale: 255, Value: math.MaxUint32},
+		"D":  Decimal{Scale: 255, Value: math.MinInt32},
 		"S":  "long string \x00 with a NUL",
 		"S0": "",
 		"A": []any{

@@ -515,6 +515,8 @@ func TestCodecVectorTableEveryType(t *testing.T) {
 		{"f", float32(1.5), codecBytes(1, "f", 'f', 0x3f, 0xc0, 0, 0)},               // IEEE 754 single
 		{"d", float64(-2.25), codecBytes(1, "d", 'd', 0xc0, 0x02, 0, 0, 0, 0, 0, 0)}, // IEEE 754 double
 		{"D", Decimal{Scale: 2, Value: 12345}, codecBytes(1, "D", 'D', 2, 0, 0, 0x30, 0x39)},
+		// Signed, as RabbitMQ and pika encode it: pika sends Decimal('-1.23') so.
+		{"n", Decimal{Scale: 2, Value: -123}, codecBytes(1, "n", 'D', 2, 0xff, 0xff, 0xff, 0x85)},
 		{"S", "hi", codecBytes(1, "S", 'S', 0, 0, 0, 2, "hi")},
 		{"A", []any{int8(1), ""}, codecBytes(1, "A", 'A', 0, 0, 0, 7, 'b', 1, 'S', 0, 0, 0, 0)},
 		{"T", time.Unix(1700000000, 0).UTC(), codecBytes(1, "T", 'T', 0, 0, 0, 0, 0x65, 0x53, 0xf1, 0)},

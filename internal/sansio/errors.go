@@ -3,6 +3,7 @@ package sansio
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Error is a violation of the protocol found in received or outgoing data. It
@@ -51,9 +52,16 @@ func (e *CloseError) Error() string {
 	if e.Server {
 		by = "server"
 	}
-	s := fmt.Sprintf("amqp: %s closed by %s: %d %s", scope, by, uint16(e.Code), e.Code)
-	if e.Reason != "" {
-		s += ": " + e.Reason
+	s := fmt.Sprintf("amqp: %s closed by %s: %d ", scope, by, uint16(e.Code))
+	switch name := e.Code.String(); {
+	case e.Reason == "":
+		s += name
+	case strings.HasPrefix(e.Reason, name):
+		// RabbitMQ's reasons start with the code's name
+		// ("ACCESS_REFUSED - Login was refused ..."): say it once.
+		s += e.Reason
+	default:
+		s += name + ": " + e.Reason
 	}
 	if e.ClassID != 0 || e.MethodID != 0 {
 		s += " (in " + MethodID(uint32(e.ClassID)<<16|uint32(e.MethodID)).String() + ")"

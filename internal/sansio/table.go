@@ -34,10 +34,11 @@ import (
 // *TableError naming the field. Tables nest at most 64 deep.
 type Table = map[string]any
 
-// Decimal is an AMQP decimal: Value × 10^-Scale.
+// Decimal is an AMQP decimal: Value × 10^-Scale. The value is signed, as
+// RabbitMQ and the other clients (pika, the Java client) encode it.
 type Decimal struct {
 	Scale uint8
-	Value uint32
+	Value int32
 }
 
 const maxDepth = 64
@@ -97,7 +98,7 @@ func (w *writer) field(v any) {
 	case float64:
 		w.buf = binary.BigEndian.AppendUint64(append(b, 'd'), math.Float64bits(v))
 	case Decimal:
-		w.buf = binary.BigEndian.AppendUint32(append(b, 'D', v.Scale), v.Value)
+		w.buf = binary.BigEndian.AppendUint32(append(b, 'D', v.Scale), uint32(v.Value))
 	case string:
 		w.buf = append(b, 'S')
 		w.longstrString(v)
@@ -241,7 +242,7 @@ func (r *reader) field() any {
 	case 'd':
 		return math.Float64frombits(r.longlong())
 	case 'D':
-		return Decimal{Scale: r.octet(), Value: r.long()}
+		return Decimal{Scale: r.octet(), Value: int32(r.long())}
 	case 'S':
 		return string(r.longstrBytes())
 	case 'x':
