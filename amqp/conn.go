@@ -18,25 +18,6 @@ import (
 // context nor the URI's connection_timeout does.
 const DefaultConnectionTimeout = 30 * time.Second
 
-// Auth is a SASL mechanism: its name, the initial response (challenge nil)
-// and the response to each connection.secure challenge. PlainAuth,
-// AMQPlainAuth and ExternalAuth are built in; any other mechanism needs only
-// this interface.
-type Auth interface {
-	Mechanism() string
-	Response(challenge []byte) ([]byte, error)
-}
-
-// Built-in mechanisms. PlainAuth is the default, with the URI's user name and
-// password (guest/guest when absent). ExternalAuth lets the broker
-// authenticate the TLS client certificate (RabbitMQ's
-// rabbitmq_auth_mechanism_ssl plugin).
-type (
-	PlainAuth    = sansio.PlainAuth
-	AMQPlainAuth = sansio.AMQPlainAuth
-	ExternalAuth = sansio.ExternalAuth
-)
-
 // Config holds everything a connection can be configured with. Fields left
 // at their zero value take the value from the URI, then the documented
 // default.
@@ -98,9 +79,16 @@ type Conn struct {
 	blockOne sync.Once
 }
 
-// Blocking is a connection.blocked (Blocked true, with the broker's reason,
-// such as "low on memory") or connection.unblocked notification.
-type Blocking = actor.Blocking
+// Blocking is a connection.blocked or connection.unblocked notification.
+type Blocking struct {
+	// Blocked is true for connection.blocked: the broker stopped reading
+	// from publishing connections (a memory or disk alarm). It is false
+	// for connection.unblocked.
+	Blocked bool
+	// Reason is the broker's reason for blocking, such as "low on
+	// memory"; empty for connection.unblocked.
+	Reason string
+}
 
 // Dial connects to the broker at the AMQP URI url with the default Config.
 func Dial(ctx context.Context, url string) (*Conn, error) {
@@ -187,14 +175,14 @@ func authFor(uri URI, auth []Auth) ([]sansio.Auth, error) {
 		user, pass = "guest", "guest"
 	}
 	if len(uri.AuthMechanism) == 0 {
-		return []sansio.Auth{&PlainAuth{Username: user, Password: pass}}, nil
+		return []sansio.Auth{PlainAuth{Username: user, Password: pass}}, nil
 	}
 	for _, m := range uri.AuthMechanism {
 		switch m {
 		case "PLAIN":
-			out = append(out, &PlainAuth{Username: user, Password: pass})
+			out = append(out, PlainAuth{Username: user, Password: pass})
 		case "AMQPLAIN":
-			out = append(out, &AMQPlainAuth{Username: user, Password: pass})
+			out = append(out, AMQPlainAuth{Username: user, Password: pass})
 		case "EXTERNAL":
 			out = append(out, ExternalAuth{})
 		}
@@ -308,7 +296,7 @@ func (c *Conn) Blocked() <-chan Blocking {
 		c.blocked = make(chan Blocking, 4)
 		// forward is owned by the Conn; it exits when the connection ends
 		// and the notifications are delivered, or when Close is called.
-		go forward(c.a.Blockings, c.blocked, c.a.Closing(), func(b Blocking) Blocking { return b })
+		go forward(c.a.Blockings, c.blocked, c.a.Closing(), func(b actor.Blocking) Blocking { return Blocking(b) })
 	})
 	return c.blocked
 }
