@@ -5,37 +5,68 @@ import (
 	"github.com/amqproto/amqproto/internal/sansio"
 )
 
-// Error is why a channel or connection ended: the reply code, the text, the
-// class and method that caused it, whether the broker or this client closed,
-// and whether it ended the whole connection or one channel. errors.Is
-// matches it against the code sentinels below, and against
-// ErrChannelClosed or ErrConnectionClosed according to what it ended.
+// Error is why a channel or connection ended, as carried by channel.close
+// or connection.close, whichever side sent it. It is defined in an internal
+// package, so its fields and methods are listed here:
+//
+//	type Error struct {
+//		Code     ReplyCode // the reply code, such as 404 (NotFound)
+//		Reason   string    // the reply text, such as "NOT_FOUND - no queue 'q' in vhost '/'"
+//		ClassID  uint16    // the class of the method that caused it, 0 if none
+//		MethodID uint16    // the method that caused it, 0 if none
+//		// Server is true when the broker closed, false when this client
+//		// did (for example after a protocol violation by the broker).
+//		Server bool
+//		// Connection is true when the error ended the whole connection,
+//		// false when it ended one channel.
+//		Connection bool
+//	}
+//
+//	func (e *Error) Error() string
+//	func (e *Error) Is(target error) bool
+//
+// errors.Is matches it against the code sentinels below (an *Error with the
+// same Code), and against ErrChannelClosed or ErrConnectionClosed according
+// to what it ended. Use errors.As to read the fields:
+//
+//	var amqpErr *amqp.Error
+//	if errors.As(err, &amqpErr) && amqpErr.Code == amqp.NotFound { ... }
 type Error = sansio.CloseError
 
-// ReplyCode is an AMQP reply code, such as 404 NOT_FOUND.
+// ReplyCode is an AMQP reply code, such as 404 NOT_FOUND. It is defined in
+// an internal package as
+//
+//	type ReplyCode uint16
+//
+//	// String returns the code's name in the specification, such as
+//	// "NOT_FOUND", or "REPLY_n" for a code it does not name.
+//	func (c ReplyCode) String() string
 type ReplyCode = sansio.ReplyCode
 
-// Reply codes.
+// Reply codes, as the broker sends them in channel.close, connection.close
+// and basic.return. Codes below 400 other than ReplySuccess concern one
+// message; the others end a channel (soft errors: 403 to 406) or the
+// connection (hard errors: 320, 402, 501 to 541).
 const (
-	ReplySuccess                 = sansio.ReplySuccess
-	ContentTooLarge              = sansio.ContentTooLarge
-	NoRoute            ReplyCode = 312
-	NoConsumers                  = sansio.NoConsumers
-	ConnectionForced             = sansio.ConnectionForced
-	InvalidPath                  = sansio.InvalidPath
-	AccessRefused                = sansio.AccessRefused
-	NotFound                     = sansio.NotFound
-	ResourceLocked               = sansio.ResourceLocked
-	PreconditionFailed           = sansio.PreconditionFailed
-	FrameError                   = sansio.FrameError
-	SyntaxError                  = sansio.SyntaxError
-	CommandInvalid               = sansio.CommandInvalid
-	ChannelError                 = sansio.ChannelError
-	UnexpectedFrame              = sansio.UnexpectedFrame
-	ResourceError                = sansio.ResourceError
-	NotAllowed                   = sansio.NotAllowed
-	NotImplemented               = sansio.NotImplemented
-	InternalError                = sansio.InternalError
+	ReplySuccess                 = sansio.ReplySuccess       // 200: a clean close
+	ContentTooLarge              = sansio.ContentTooLarge    // 311: a message body over the limit
+	NoRoute            ReplyCode = 312                       // 312: a mandatory message no queue took (basic.return)
+	NoConsumers                  = sansio.NoConsumers        // 313: an immediate message no consumer took
+	ConnectionForced             = sansio.ConnectionForced   // 320: closed by an operator, or the broker shut down
+	InvalidPath                  = sansio.InvalidPath        // 402: an unknown virtual host
+	AccessRefused                = sansio.AccessRefused      // 403: wrong credentials, or no permission
+	NotFound                     = sansio.NotFound           // 404: no such queue or exchange
+	ResourceLocked               = sansio.ResourceLocked     // 405: an exclusive queue of another connection
+	PreconditionFailed           = sansio.PreconditionFailed // 406: redeclared with other arguments, unknown delivery tag, ...
+	FrameError                   = sansio.FrameError         // 501: a malformed frame
+	SyntaxError                  = sansio.SyntaxError        // 502: a malformed method or field
+	CommandInvalid               = sansio.CommandInvalid     // 503: a method not allowed now
+	ChannelError                 = sansio.ChannelError       // 504: a method on a channel not open
+	UnexpectedFrame              = sansio.UnexpectedFrame    // 505: a frame out of order
+	ResourceError                = sansio.ResourceError      // 506: the broker lacks the resources
+	NotAllowed                   = sansio.NotAllowed         // 530: not permitted, such as a vhost the user may not open
+	NotImplemented               = sansio.NotImplemented     // 540: a method the broker does not implement
+	InternalError                = sansio.InternalError      // 541: the broker failed
 )
 
 // Sentinels for errors.Is. The code sentinels match any *Error with that
@@ -77,14 +108,42 @@ var (
 
 // HandshakeError is a failure of the connection handshake that the broker
 // did not explain: no common SASL mechanism, or the socket closed during
-// authentication.
+// authentication. It is defined in an internal package as
+//
+//	type HandshakeError struct {
+//		Text string // what failed
+//	}
+//
+//	func (e *HandshakeError) Error() string
+//	// Unwrap returns ErrConnectionClosed.
+//	func (e *HandshakeError) Unwrap() error
 type HandshakeError = sansio.HandshakeError
 
 // TableError is a field table value this client cannot encode, in a
 // method's arguments or a message's headers: a Go type with no AMQP field
 // type, or a uint or uint64 over math.MaxInt64. It names the field's key
-// and the value's Go type, and is returned before anything is sent.
+// and the value's Go type, and is returned before anything is sent. It is
+// defined in an internal package as
+//
+//	type TableError struct {
+//		// Key is the field's key; in nested tables and arrays, the path
+//		// to it, keys joined by "." and array indexes in brackets ("a.b[2]").
+//		Key  string
+//		Type string // the value's Go type, as %T prints it
+//		Text string // what is wrong with the value
+//	}
+//
+//	func (e *TableError) Error() string
 type TableError = sansio.TableError
 
-// VersionError: the broker does not speak AMQP 0-9-1.
+// VersionError: the broker does not speak AMQP 0-9-1; it answered the
+// protocol header with its own. It is defined in an internal package as
+//
+//	type VersionError struct {
+//		Server [4]byte // the last 4 bytes of the broker's protocol header
+//	}
+//
+//	func (e *VersionError) Error() string
+//	// Unwrap returns ErrConnectionClosed.
+//	func (e *VersionError) Unwrap() error
 type VersionError = sansio.VersionError

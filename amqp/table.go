@@ -11,5 +11,12 @@ import "github.com/amqproto/amqproto/internal/sansio"
 // when the table is sent.
 type Table = map[string]any
 
-// Decimal is an AMQP decimal value: Value × 10^-Scale.
+// Decimal is an AMQP decimal value (field type D): Value × 10^-Scale. Its
+// value is signed, as RabbitMQ and other clients encode it. It is defined in
+// an internal package as
+//
+//	type Decimal struct {
+//		Scale uint8 // digits after the decimal point
+//		Value int32 // the unscaled value
+//	}
 type Decimal = sansio.Decimal
