@@ -58,18 +58,44 @@ var ErrReturned = errors.New("amqp: message returned by the broker: no queue too
 // It is settled exactly once: acked, nacked, or failed because the channel
 // or connection ended first (which says nothing about whether the broker
 // got the message). Its methods are safe for concurrent use.
+//
+// Publish on a channel not in confirm mode returns a nil *Confirmation.
+// Every method works on nil, as on a settled outcome that is an error
+// matching ErrNotConfirmMode: code written for confirm mode fails with an
+// error instead of a panic when the channel is not in it.
 type Confirmation struct {
 	p actor.Publishing
 }
 
-// Done is closed when the outcome is known.
-func (c *Confirmation) Done() <-chan struct{} { return c.p.Done() }
+// ErrNotConfirmMode is the outcome of the nil *Confirmation that Publish
+// returns on a channel not in confirm mode (see Channel.Confirm): nothing
+// will say whether the broker took the message.
+var ErrNotConfirmMode = errors.New("amqp: the channel is not in confirm mode; no confirmation will come")
+
+// settled is the Done channel of a nil *Confirmation.
+var settled = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+// Done is closed when the outcome is known (at once for a nil
+// *Confirmation).
+func (c *Confirmation) Done() <-chan struct{} {
+	if c == nil {
+		return settled
+	}
+	return c.p.Done()
+}
 
 // Wait waits for the outcome: nil when the broker acked the message and did
 // not return it; an error matching ErrReturned, ErrNacked, or the channel's
 // or connection's end otherwise; ctx's error if it ends first (the outcome
 // still comes later).
 func (c *Confirmation) Wait(ctx context.Context) error {
+	if c == nil {
+		return ErrNotConfirmMode
+	}
 	if !c.p.Wait(ctx) {
 		return context.Cause(ctx)
 	}
@@ -78,6 +104,9 @@ func (c *Confirmation) Wait(ctx context.Context) error {
 
 // Err returns the outcome as Wait does, without waiting; nil while pending.
 func (c *Confirmation) Err() error {
+	if c == nil {
+		return ErrNotConfirmMode
+	}
 	if !c.p.Settled() {
 		return nil
 	}
@@ -94,12 +123,12 @@ func (c *Confirmation) Err() error {
 
 // Acked reports whether the broker acked the message; false while pending.
 func (c *Confirmation) Acked() bool {
-	return c.p.Settled() && c.p.Outcome == sansio.ConfirmAck
+	return c != nil && c.p.Settled() && c.p.Outcome == sansio.ConfirmAck
 }
 
 // Returned returns the message the broker returned, or nil.
 func (c *Confirmation) Returned() *Return {
-	if !c.p.Settled() || c.p.Return == nil {
+	if c == nil || !c.p.Settled() || c.p.Return == nil {
 		return nil
 	}
 	r := newReturn(c.p.Return)
@@ -107,8 +136,12 @@ func (c *Confirmation) Returned() *Return {
 }
 
 // DeliveryTag returns the publish sequence number on its channel (valid once
-// Done is closed; 0 for a publish that failed before it was numbered).
+// Done is closed; 0 for a publish that failed before it was numbered, and
+// for a nil *Confirmation).
 func (c *Confirmation) DeliveryTag() uint64 {
+	if c == nil {
+		return 0
+	}
 	<-c.p.Done()
 	return c.p.Seq
 }
@@ -154,11 +187,11 @@ func (ch *Channel) Confirm(ctx context.Context) error {
 // When Publish returns an error, the message was not sent. When it returns
 // nil, the message was handed to the connection and will be written unless
 // the channel or connection ends first (a publish racing the broker's
-// channel.close is lost, as it would be on the wire); on a channel in
-// confirm mode the returned Confirmation (nil otherwise) reports what the
-// broker did with it, including that loss, also after ctx ends. A channel
-// that has ended refuses publishes, also those waiting for channel.flow
-// when it ends.
+// channel.close is lost, as it would be on the wire). On a channel in
+// confirm mode the returned Confirmation reports what the broker did with
+// it, including that loss, also after ctx ends; otherwise it is nil, and
+// its methods report ErrNotConfirmMode. A channel that has ended refuses
+// publishes, also those waiting for channel.flow when it ends.
 func (ch *Channel) Publish(ctx context.Context, p Publishing) (*Confirmation, error) {
 	m := sansio.BasicPublish{Exchange: p.Exchange, RoutingKey: p.RoutingKey, Mandatory: p.Mandatory}
 	props := sansio.Properties(p.Properties)
