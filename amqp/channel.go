@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/amqproto/amqproto/internal/actor"
 	"github.com/amqproto/amqproto/internal/sansio"
@@ -22,6 +23,12 @@ type Channel struct {
 	confirms    chan *Confirmation
 	returnsOnce sync.Once
 	returns     chan Return
+
+	// qosCalled is set by the first Qos: from then on Consume leaves the
+	// prefetch to the user. prefetchSet is set once Consume has given a
+	// manual-ack consumer its default prefetch.
+	qosCalled   atomic.Bool
+	prefetchSet atomic.Bool
 }
 
 // ID returns the channel number.
@@ -166,11 +173,16 @@ func (ch *Channel) QueueDelete(ctx context.Context, queue string, ifUnused, ifEm
 // Qos limits how many unacknowledged deliveries (prefetchCount) the broker
 // sends to each consumer started on this channel after the call (RabbitMQ's
 // per-consumer semantics); with global, the limit is shared by the channel.
-// A prefetch also bounds the memory a slow consumer holds.
+// A prefetch also bounds the memory a slow consumer holds. 0 means no limit:
+// then a manual-ack consumer that falls Config.ConsumerBuffer deliveries
+// behind is cancelled (ErrConsumerOverflow), as an auto-ack one is. On a
+// channel where Qos was never called, Consume sets a prefetch for manual-ack
+// consumers itself; see Channel.Consume.
 func (ch *Channel) Qos(ctx context.Context, prefetchCount int, global bool) error {
 	if prefetchCount < 0 || prefetchCount > 65535 {
 		return fmt.Errorf("amqp: prefetch count %d is not in 0..65535", prefetchCount)
 	}
+	ch.qosCalled.Store(true)
 	_, err := ch.call(ctx, &sansio.BasicQos{PrefetchCount: uint16(prefetchCount), Global: global})
 	return err
 }

@@ -73,10 +73,11 @@ type Config struct {
 // Conn is a connection to a broker. Its methods are safe for concurrent use
 // by any number of goroutines.
 type Conn struct {
-	a        *actor.Conn
-	uri      URI
-	blocked  chan Blocking
-	blockOne sync.Once
+	a              *actor.Conn
+	uri            URI
+	consumerBuffer int // Config.ConsumerBuffer, or its default
+	blocked        chan Blocking
+	blockOne       sync.Once
 }
 
 // Blocking is a connection.blocked or connection.unblocked notification.
@@ -124,7 +125,11 @@ func DialConfig(ctx context.Context, url string, cfg Config) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Conn{a: a, uri: uri}, nil
+	buffer := cfg.ConsumerBuffer
+	if buffer <= 0 {
+		buffer = actor.DefaultConsumerBuffer
+	}
+	return &Conn{a: a, uri: uri, consumerBuffer: buffer}, nil
 }
 
 func coreConfig(uri URI, cfg *Config) (sansio.Config, error) {

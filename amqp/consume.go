@@ -17,9 +17,19 @@ type ConsumeOptions struct {
 	Tag string
 	// AutoAck makes the broker consider every delivery acknowledged as
 	// soon as it is sent (basic.consume no-ack).
-	AutoAck   bool
+	AutoAck bool
+	// Exclusive asks to be the queue's only consumer; the broker refuses
+	// (403 ACCESS_REFUSED) when it has another.
 	Exclusive bool
-	NoLocal   bool
+	// NoLocal asks not to receive messages published on this connection
+	// (RabbitMQ ignores it).
+	NoLocal bool
+	// CancelWithContext cancels the consumer when the ctx passed to
+	// Consume ends, as amqp091-go's ConsumeWithContext does; it then ends
+	// with ErrConsumerCancelled. Without it, that ctx bounds only the
+	// Consume call, and the consumer runs until Cancel, its channel's end,
+	// or the broker's cancel.
+	CancelWithContext bool
 	// Args carries consumer arguments, such as "x-priority" or, for
 	// streams, "x-stream-offset".
 	Args Table
@@ -32,11 +42,12 @@ type ConsumeOptions struct {
 // when the broker cancelled it (its queue was deleted, for example),
 // ErrConsumerOverflow, or the error that ended the channel or connection.
 //
-// A consumer that stops reading stalls only itself. Its buffer is bounded
-// by the channel's Qos prefetch count when one was set before Consume and
-// the consumer acknowledges manually; otherwise by Config.ConsumerBuffer,
-// beyond which it is cancelled (ErrConsumerOverflow) and keeps every
-// delivery already received. After its channel ends, the deliveries still
+// A consumer that stops reading stalls only itself. A manual-ack consumer's
+// buffer is bounded by its prefetch count (the channel's Qos before
+// Consume, or Consume's default, Config.ConsumerBuffer). An auto-ack
+// consumer, or one whose channel has Qos(0), is bounded by
+// Config.ConsumerBuffer, beyond which it is cancelled (ErrConsumerOverflow)
+// and keeps every delivery already received. After its channel ends, the deliveries still
 // buffered for a manual-ack consumer are dropped, since they can no longer
 // be acknowledged and the broker requeues them; those of an auto-ack
 // consumer are still handed over, until the connection is closed.
@@ -45,15 +56,32 @@ type Consumer struct {
 	ch         *Channel
 	deliveries chan Delivery
 	done       chan struct{}
+	stopCancel func() bool // stops CancelWithContext's watch; nil without it
 	mu         sync.Mutex
 	err        error
 }
 
-// Consume starts a consumer on queue.
+// Consume starts a consumer on queue. ctx bounds the call (and, with
+// ConsumeOptions.CancelWithContext, the consumer's life).
+//
+// A manual-ack consumer on a channel where Qos was never called first gets
+// a prefetch: Consume sends basic.qos with a per-consumer (global=false)
+// prefetch count of Config.ConsumerBuffer (at most 65535), once per
+// channel. The broker then stops sending while that many deliveries are
+// unacknowledged, so a slow consumer is never cancelled by the client. Call
+// Qos before Consume to choose another limit; an explicit Qos(ctx, 0, false)
+// removes it, and the consumer is then cancelled with ErrConsumerOverflow
+// (logged at Warn) once it falls ConsumerBuffer deliveries behind, as an
+// auto-ack consumer is.
 func (ch *Channel) Consume(ctx context.Context, queue string, opts ConsumeOptions) (*Consumer, error) {
 	tag := opts.Tag
 	if tag == "" {
 		tag = newConsumerTag()
+	}
+	if !opts.AutoAck {
+		if err := ch.defaultPrefetch(ctx); err != nil {
+			return nil, err
+		}
 	}
 	ac, err := ch.a.Consume(ctx, &sansio.BasicConsume{Queue: queue, ConsumerTag: tag, NoLocal: opts.NoLocal,
 		NoAck: opts.AutoAck, Exclusive: opts.Exclusive, Arguments: opts.Args})
@@ -61,12 +89,31 @@ func (ch *Channel) Consume(ctx context.Context, queue string, opts ConsumeOption
 		return nil, err
 	}
 	c := &Consumer{a: ac, ch: ch, deliveries: make(chan Delivery, 64), done: make(chan struct{})}
+	if opts.CancelWithContext {
+		// The goroutine AfterFunc starts is owned by the consumer; Cancel
+		// returns once the broker confirms or the channel ends.
+		c.stopCancel = context.AfterFunc(ctx, func() { _ = c.Cancel(ch.a.Context()) })
+	}
 	ac.Queue.SetDirect(c.offer)
 	// run is owned by the consumer; it exits once the consumer has ended
 	// and its deliveries are handed over (or dropped, see above), or when
 	// the connection is closed.
 	go c.run()
 	return c, nil
+}
+
+// defaultPrefetch gives the channel's manual-ack consumers a prefetch of
+// ConsumerBuffer, unless the user called Qos; see Consume.
+func (ch *Channel) defaultPrefetch(ctx context.Context) error {
+	if ch.qosCalled.Load() || ch.prefetchSet.Load() {
+		return nil
+	}
+	n := min(ch.conn.consumerBuffer, 65535)
+	if _, err := ch.call(ctx, &sansio.BasicQos{PrefetchCount: uint16(n)}); err != nil {
+		return err
+	}
+	ch.prefetchSet.Store(true)
+	return nil
 }
 
 func newConsumerTag() string {
@@ -104,6 +151,9 @@ func (c *Consumer) run() {
 		abandon = c.ch.a.Context().Done()
 	}
 	err := c.forward(q, stop, abandon)
+	if c.stopCancel != nil {
+		c.stopCancel()
+	}
 	q.SetDirect(nil) // waits out a direct send in progress: none may follow the close
 	c.mu.Lock()
 	c.err = err
