@@ -75,7 +75,8 @@ type Config struct {
 type Conn struct {
 	a              *actor.Conn
 	uri            URI
-	consumerBuffer int // Config.ConsumerBuffer, or its default
+	consumerBuffer int      // Config.ConsumerBuffer, or its default
+	nc             net.Conn // the transport, for its addresses and TLS state
 	blocked        chan Blocking
 	blockOne       sync.Once
 }
@@ -129,7 +130,7 @@ func DialConfig(ctx context.Context, url string, cfg Config) (*Conn, error) {
 	if buffer <= 0 {
 		buffer = actor.DefaultConsumerBuffer
 	}
-	return &Conn{a: a, uri: uri, consumerBuffer: buffer}, nil
+	return &Conn{a: a, uri: uri, consumerBuffer: buffer, nc: nc}, nil
 }
 
 func coreConfig(uri URI, cfg *Config) (sansio.Config, error) {
@@ -240,6 +241,24 @@ func dialTransport(ctx context.Context, uri URI, cfg *Config) (net.Conn, error) 
 		return nil, &DialError{Addr: uri.Addr(), Err: fmt.Errorf("TLS handshake: %w", err)}
 	}
 	return tc, nil
+}
+
+// LocalAddr returns the local network address of the connection's
+// transport (nil if a custom Config.Dial's connection reports none).
+func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
+
+// RemoteAddr returns the broker's network address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// ConnectionState returns the TLS state of the connection (the negotiated
+// version, cipher suite, the broker's certificates); ok is false when the
+// connection does not use TLS.
+func (c *Conn) ConnectionState() (state tls.ConnectionState, ok bool) {
+	tc, ok := c.nc.(*tls.Conn)
+	if !ok {
+		return tls.ConnectionState{}, false
+	}
+	return tc.ConnectionState(), true
 }
 
 // URI returns the URI the connection was made with; its String hides the
