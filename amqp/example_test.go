@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/amqproto/amqproto/amqp"
@@ -106,4 +109,131 @@ func ExampleChannel_QueueDeclare_cancel() {
 	case err != nil:
 		log.Fatal(err)
 	}
+}
+
+// Shut a worker down gracefully on Ctrl-C or SIGTERM. The signal's context
+// stops the loop; the acknowledgement of work already done uses
+// context.WithoutCancel, so that it is not refused because the signal came
+// while the work ran (the message would then be redelivered and done
+// twice). Deliveries not yet processed are left unacknowledged: the broker
+// requeues them when the connection closes.
+func Example_gracefulShutdown() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	conn, err := amqp.Dial(ctx, "amqp://guest:guest@localhost:5672/")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() {
+		// Close after the signal: bounded, but not by the signal's ctx.
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := conn.Close(closeCtx); err != nil {
+			log.Print(err)
+		}
+	}()
+	ch, err := conn.Channel(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	cons, err := ch.Consume(ctx, "jobs", amqp.ConsumeOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			log.Print("stopping; unprocessed deliveries go back to the queue")
+			return
+		case d, ok := <-cons.Deliveries():
+			if !ok {
+				log.Print("consumer ended: ", cons.Err())
+				return
+			}
+			fmt.Printf("processing %s\n", d.Body)
+			ackCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			err := d.Ack(ackCtx, false)
+			cancel()
+			if err != nil {
+				log.Print(err) // the channel ended: the broker redelivers it
+			}
+		}
+	}
+}
+
+// Request/reply with RabbitMQ's direct reply-to: consume the pseudo-queue
+// amq.rabbitmq.reply-to (auto-ack) on the channel that publishes the
+// request, and match the reply by its correlation id. The server publishes
+// its reply to the request's ReplyTo through the default exchange, with
+// the request's CorrelationID.
+func ExampleChannel_Consume_directReplyTo() {
+	ctx := context.Background()
+	conn, err := amqp.Dial(ctx, "amqp://guest:guest@localhost:5672/")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	ch, err := conn.Channel(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	const replyTo = "amq.rabbitmq.reply-to"
+	replies, err := ch.Consume(ctx, replyTo, amqp.ConsumeOptions{AutoAck: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	const id = "request-1" // unique per request
+	_, err = ch.Publish(ctx, amqp.Publishing{
+		RoutingKey: "rpc",
+		Properties: amqp.Properties{ReplyTo: replyTo, CorrelationID: id},
+		Body:       []byte("ping"),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for {
+		select {
+		case d, ok := <-replies.Deliveries():
+			if !ok {
+				log.Fatal(replies.Err())
+			}
+			if d.CorrelationID != id {
+				continue // a late reply to an earlier request
+			}
+			fmt.Printf("reply: %s\n", d.Body)
+			return
+		case <-tctx.Done():
+			log.Print("no reply in time")
+			return
+		}
+	}
+}
+
+// Read an integer header whatever width its sender chose.
+func ExampleInt64() {
+	headers := amqp.Table{"attempt": int8(3), "size": uint32(1 << 20), "note": "x"}
+	for _, k := range []string{"attempt", "size", "note"} {
+		n, ok := amqp.Int64(headers[k])
+		fmt.Println(k, n, ok)
+	}
+	// Output:
+	// attempt 3 true
+	// size 1048576 true
+	// note 0 false
+}
+
+// Read the dead-lettering history RabbitMQ records in x-death (here, the
+// headers of a message rejected once from the queue "work").
+func ExampleDeaths() {
+	headers := amqp.Table{"x-death": []any{amqp.Table{
+		"queue": "work", "reason": "rejected", "count": int64(1),
+		"exchange": "", "routing-keys": []any{"work"}, "time": time.Unix(1700000000, 0),
+	}}}
+	for _, d := range amqp.Deaths(headers) {
+		fmt.Printf("%d × %s from %s\n", d.Count, d.Reason, d.Queue)
+	}
+	// Output:
+	// 1 × rejected from work
 }
