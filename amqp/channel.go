@@ -53,11 +53,18 @@ func (ch *Channel) call(ctx context.Context, m sansio.Method) (sansio.Method, er
 
 // ExchangeOptions are the flags and arguments of exchange.declare.
 type ExchangeOptions struct {
-	Durable    bool
+	// Durable exchanges survive a broker restart.
+	Durable bool
+	// AutoDelete deletes the exchange when its last binding is removed.
 	AutoDelete bool
-	Internal   bool
-	NoWait     bool // do not wait for the broker's reply; errors close the channel later
-	Args       Table
+	// Internal exchanges take no publishes, only exchange-to-exchange
+	// bindings.
+	Internal bool
+	// NoWait does not wait for the broker's reply: errors close the
+	// channel later.
+	NoWait bool
+	// Args carries exchange arguments, such as "alternate-exchange".
+	Args Table
 }
 
 // ExchangeDeclare declares an exchange of kind ("direct", "fanout", "topic",
@@ -99,17 +106,31 @@ func (ch *Channel) ExchangeUnbind(ctx context.Context, destination, source, rout
 // RabbitMQ's queue arguments such as "x-queue-type" ("quorum", "stream"),
 // "x-max-length", "x-message-ttl" or "x-dead-letter-exchange".
 type QueueOptions struct {
-	Durable    bool
-	Exclusive  bool
+	// Durable queues survive a broker restart (their persistent messages
+	// too).
+	Durable bool
+	// Exclusive queues belong to this connection: no other may use them,
+	// and they are deleted when it ends.
+	Exclusive bool
+	// AutoDelete deletes the queue when its last consumer is cancelled
+	// (not before it had one).
 	AutoDelete bool
-	NoWait     bool
-	Args       Table
+	// NoWait does not wait for the broker's reply: errors close the
+	// channel later, and the returned Queue holds only the name given.
+	NoWait bool
+	// Args carries queue arguments, such as "x-queue-type".
+	Args Table
 }
 
 // Queue is what queue.declare reports.
 type Queue struct {
-	Name      string
-	Messages  uint32
+	// Name is the queue's name, chosen by the broker when the declare
+	// gave none.
+	Name string
+	// Messages is the number of messages ready for delivery (not those
+	// delivered and awaiting acknowledgement).
+	Messages uint32
+	// Consumers is the number of active consumers.
 	Consumers uint32
 }
 

@@ -39,10 +39,13 @@ type Config struct {
 	// heartbeat, else the broker's proposal (RabbitMQ: 60 s); a negative
 	// value disables heartbeats.
 	Heartbeat time.Duration
-	// FrameMax and ChannelMax: 0 takes the URI's value, else the broker's.
-	// A FrameMax under 8192 is raised to 8192, which RabbitMQ 4.1 and later
-	// require, unless the broker offers less.
-	FrameMax   uint32
+	// FrameMax is the largest frame to accept: 0 takes the URI's
+	// frame_max, else the broker's. A FrameMax under 8192 is raised to
+	// 8192, which RabbitMQ 4.1 and later require, unless the broker offers
+	// less.
+	FrameMax uint32
+	// ChannelMax is the most channels to open at once: 0 takes the URI's
+	// channel_max, else the broker's (RabbitMQ: 2047).
 	ChannelMax uint16
 	// Vhost overrides the URI's virtual host when not empty.
 	Vhost string

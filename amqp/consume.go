@@ -213,14 +213,27 @@ func (c *Consumer) offer(m sansio.Message) bool {
 
 // Delivery is a message from a consumer or from Get.
 type Delivery struct {
-	ConsumerTag  string
-	DeliveryTag  uint64
-	Redelivered  bool
-	Exchange     string
-	RoutingKey   string
-	MessageCount uint32 // Get only: messages left in the queue
+	// ConsumerTag is the tag of the consumer it came to (empty for Get).
+	ConsumerTag string
+	// DeliveryTag numbers the delivery on its channel, for Ack, Nack and
+	// Reject.
+	DeliveryTag uint64
+	// Redelivered is set when the message was delivered before and not
+	// acknowledged (it may have been processed already).
+	Redelivered bool
+	// Exchange is the exchange the message was published to ("" for the
+	// default exchange).
+	Exchange string
+	// RoutingKey is the routing key it was published with.
+	RoutingKey string
+	// MessageCount is, for Get only, the number of messages left in the
+	// queue.
+	MessageCount uint32
+	// Properties are the message's properties; their fields, such as
+	// Headers and CorrelationID, are promoted.
 	Properties
-	Body []byte // owned by the receiver
+	// Body is the message body, owned by the receiver.
+	Body []byte
 
 	ch *Channel
 }

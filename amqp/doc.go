@@ -1,26 +1,160 @@
 // Package amqp is an AMQP 0-9-1 client for RabbitMQ.
 //
-// # The model
+// Coming from rabbitmq/amqp091-go? MIGRATING.md at the root of the module
+// maps every call, and lists the differences that compile silently (the
+// argument order of QueueBind and ExchangeBind above all).
+//
+// # Connecting
+//
+// Dial connects to an AMQP URI; DialConfig takes a Config as well (TLS,
+// credentials, heartbeat, a logger, limits). The context bounds dialing and
+// the handshake only, not the connection's life. A Conn carries channels;
+// open one per goroutine that declares, publishes or consumes, or share
+// them: every method is safe for concurrent use.
+//
+//	conn, err := amqp.Dial(ctx, "amqp://guest:guest@localhost:5672/")
+//	if err != nil {
+//		return err // *URIError, *DialError, errors.Is(err, ErrAccessRefused), ...
+//	}
+//	defer conn.Close(ctx)
+//	ch, err := conn.Channel(ctx)
+//	if err != nil {
+//		return err
+//	}
+//	q, err := ch.QueueDeclare(ctx, "jobs", amqp.QueueOptions{Durable: true})
+//
+// An amqps:// URI uses TLS, verified against the system roots or the URI's
+// cacertfile; Config.TLS configures it in Go. Config.Auth chooses the SASL
+// mechanism (PlainAuth with the URI's credentials by default,
+// ExternalAuth for a client certificate).
+//
+// # Publishing with confirms
+//
+// Put the channel in confirm mode once with Channel.Confirm; from then on
+// Publish returns a Confirmation per message, settled exactly once: acked,
+// nacked (ErrNacked), returned when Mandatory and no queue took it
+// (ErrReturned), or failed because the channel or connection ended first.
+//
+//	if err := ch.Confirm(ctx); err != nil {
+//		return err
+//	}
+//	conf, err := ch.Publish(ctx, amqp.Publishing{RoutingKey: q.Name, Mandatory: true,
+//		Properties: amqp.Properties{DeliveryMode: amqp.Persistent}, Body: body})
+//	if err != nil {
+//		return err // not sent
+//	}
+//	if err := conf.Wait(ctx); err != nil {
+//		return err // nacked, returned, or the channel ended: publish again
+//	}
+//
+// Publish returns as soon as the message is handed to the connection; wait
+// for many confirmations at once by publishing first and waiting after, or
+// read Channel.Confirmations. Without confirm mode Publish returns a nil
+// *Confirmation, whose methods report ErrNotConfirmMode.
+//
+// # Consuming
+//
+// Consume starts a consumer; range over its Deliveries and acknowledge
+// each one (unless ConsumeOptions.AutoAck). The channel closes when the
+// consumer ends, and Consumer.Err says why.
+//
+//	cons, err := ch.Consume(ctx, "jobs", amqp.ConsumeOptions{})
+//	if err != nil {
+//		return err
+//	}
+//	for d := range cons.Deliveries() {
+//		process(d.Body)
+//		if err := d.Ack(ctx, false); err != nil {
+//			log.Print(err) // the channel ended; the broker redelivers it
+//		}
+//	}
+//	log.Print("consumer ended: ", cons.Err())
+//
+// A manual-ack consumer is bounded by its prefetch: Channel.Qos before
+// Consume sets it, and on a channel where Qos was never called Consume
+// sets one of Config.ConsumerBuffer itself. Consume's ctx bounds the call
+// only; ConsumeOptions.CancelWithContext also ends the consumer with it.
+//
+// # Errors
+//
+// A broker's channel.close or connection.close becomes an *Error with the
+// reply code, text, class and method. errors.Is matches it against the
+// sentinels (ErrNotFound, ErrAccessRefused, ErrPreconditionFailed,
+// ErrResourceLocked, ErrConnectionForced, ...) and against ErrChannelClosed
+// or ErrConnectionClosed according to what it ended. A channel error ends
+// that channel only: open another to go on. Failures before the connection
+// is open are a *URIError (the URI), a *DialError (network and TLS) or an
+// *Error (the broker refused, such as 403 for wrong credentials). A header
+// value that cannot be encoded is a *TableError, before anything is sent.
+//
+// # Contexts
+//
+// Every call that can block takes a context.Context first. The context
+// bounds each stage of the call: waiting in line behind other synchronous
+// calls on the same channel, waiting for room to send (the outgoing buffer
+// is full, the broker blocked the connection with connection.blocked, or
+// paused the channel with channel.flow), and waiting for the broker's
+// reply.
+//
+// A call made with a context that is already done does nothing and returns
+// the context's error. When the context ends while the request is still
+// waiting to be handed to the connection, the request is withdrawn and
+// nothing is sent. When it ends after the hand-over, the call returns the
+// context's error at once, but the request may still take effect: the
+// broker may still create the queue, apply the Ack or route the message.
+// Its late reply is matched and dropped, so the channel stays consistent
+// and usable. A Confirmation still reports the outcome of a publish after
+// Publish's context has ended.
+//
+// # Shutting down gracefully
+//
+// The usual pattern, one signal.NotifyContext context passed everywhere,
+// would make every Ack after SIGTERM fail, and the broker would redeliver
+// work already done. Let the signal's context stop the loop, and give the
+// Acks of finished work (and Close) a context that the signal does not
+// cancel, built with context.WithoutCancel and bounded by a timeout:
+//
+//	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+//	defer stop()
+//	...
+//	for {
+//		select {
+//		case <-ctx.Done():
+//			return // unprocessed deliveries go back to the queue
+//		case d, ok := <-cons.Deliveries():
+//			if !ok {
+//				return
+//			}
+//			process(d.Body)
+//			ackCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+//			err := d.Ack(ackCtx, false)
+//			cancel()
+//			...
+//		}
+//	}
+//
+// The package example gracefulShutdown is the whole program. Then: cancel
+// consumers (or close their channels), wait for the confirmations you care
+// about, and call Conn.Close with a bounded context: it closes every
+// channel, runs the close handshake, and returns after all of the
+// connection's goroutines have exited.
+//
+// # Concurrency
 //
 // Each Conn is run by one goroutine, its actor, which alone owns the
 // protocol state (a pure state machine in internal/sansio). A reader
 // goroutine only reads the socket. Frames queued together go out in one
 // write: the actor makes it itself when the socket takes it at once (TCP
 // and Unix sockets), and a writer goroutine otherwise, which waits for the
-// socket so that the actor never does. Your goroutines talk to the
-// actor through channels, so every method of Conn, Channel, Consumer,
-// Delivery and Confirmation is safe for concurrent use, and the actor never
-// waits for you: a slow consumer, an unread notification channel or a
-// blocked socket stalls nothing but itself.
-//
-// Every call that can block takes a context.Context first and honours it at
-// every stage: queued behind another synchronous call on the channel,
-// waiting for the broker's reply, or waiting to publish while the broker
-// blocks the connection (connection.blocked), pauses the channel
-// (channel.flow), or the outgoing buffer is full. A call abandoned by its
-// context leaves the channel consistent: a request still queued is
-// withdrawn, and the broker's late reply to one already sent is matched and
-// dropped.
+// socket so that the actor never does. Your goroutines talk to the actor
+// through channels, so every method of Conn, Channel, Consumer, Delivery
+// and Confirmation is safe for concurrent use, and the actor never waits
+// for you: a slow consumer, an unread notification channel or a blocked
+// socket stalls nothing but itself. Synchronous calls on one channel from
+// several goroutines are sent one at a time, in the order they were made,
+// as the protocol requires; use several channels for parallel declares.
+// Publishes from several goroutines on one channel are each sent whole,
+// never interleaved.
 //
 // # What you receive, and when it closes
 //
@@ -38,31 +172,43 @@
 //   - Conn.Context and Channel.Context: cancelled when the connection or
 //     channel ends, with the reason as context.Cause.
 //
-// # What is bounded
+// # When a connection ends
 //
-// Outgoing bytes are bounded by Config.MaxOutgoing: publishers wait beyond
-// it. A consumer's buffer is bounded by its channel's Qos prefetch count
-// (set Qos before Consume), or else by Config.ConsumerBuffer, beyond which
-// the consumer is cancelled with ErrConsumerOverflow, keeping every delivery
-// it already received. Frames are checked against the negotiated frame_max
-// before they are buffered, and message bodies against Config.MaxBodySize.
+// A connection ends when Close is called, when the broker closes it
+// (connection.close: an *Error matching ErrConnectionClosed, such as 320
+// CONNECTION_FORCED when an operator closes it), when the network fails, or
+// when the broker stays silent for two heartbeat intervals
+// (ErrHeartbeatTimeout). Then every channel ends with it; calls waiting on
+// it return an error matching ErrConnectionClosed; Conn.Context and every
+// Channel.Context are cancelled with the cause; every pending Confirmation
+// fails (the broker may or may not have taken its message); consumers end,
+// and the deliveries still buffered for a manual-ack consumer are dropped,
+// since they can no longer be acknowledged and the broker requeues them,
+// while those of an auto-ack consumer are still handed over until Close is
+// called. The client does not reconnect: dial again, and declare again what
+// the connection held (exclusive and auto-delete queues, consumers).
+//
+// # Limits and defaults
+//
+// The zero Config takes every value from the URI, then from the broker or
+// these defaults:
+//
+//   - Config.ConsumerBuffer (16384): the deliveries held for a consumer
+//     that the broker does not bound. A manual-ack consumer is bounded by
+//     its prefetch, which Consume sets to ConsumerBuffer (at most 65535) on
+//     a channel where Qos was never called. An auto-ack consumer, or one on
+//     a channel with an explicit Qos(0), that falls this far behind is
+//     cancelled with ErrConsumerOverflow (logged at Warn), keeping every
+//     delivery it already received.
+//   - Config.MaxOutgoing (4 MiB): the bytes waiting to be written to the
+//     socket; publishers wait beyond it, honouring their contexts.
+//   - Config.MaxBodySize (512 MiB): a larger received message closes its
+//     channel with 311 CONTENT_TOO_LARGE. Frames are checked against the
+//     negotiated frame_max before they are buffered.
+//   - Heartbeat, frame_max and channel_max: the broker's proposals
+//     (RabbitMQ: 60 s, 128 KiB, 2047), unless the URI or Config set them.
+//   - Config.ConnectionTimeout (DefaultConnectionTimeout, 30 s): dialing,
+//     TLS and the handshake.
+//
 // Nothing is dropped silently.
-//
-// # Errors
-//
-// A broker's channel.close or connection.close becomes an *Error with the
-// reply code, text, class and method. errors.Is matches it against the
-// sentinels (ErrNotFound, ErrAccessRefused, ErrPreconditionFailed,
-// ErrResourceLocked, ErrConnectionForced, ...) and against ErrChannelClosed
-// or ErrConnectionClosed according to what it ended. A channel error ends
-// that channel only.
-//
-// # Shutting down
-//
-// Cancel consumers (or close their channels) and wait for confirmations you
-// care about, then call Conn.Close with a context: it closes every channel,
-// runs the close handshake, and returns after all of the connection's
-// goroutines have exited. Deliveries still buffered for a manual-ack
-// consumer are dropped when its channel ends (the broker redelivers them);
-// those of an auto-ack consumer are handed over until Close is called.
 package amqp

@@ -18,31 +18,31 @@ const (
 // Properties are a message's basic properties. A zero field is absent on the
 // wire.
 type Properties struct {
-	ContentType     string
-	ContentEncoding string
-	Headers         Table
-	DeliveryMode    uint8 // Transient or Persistent
-	Priority        uint8
-	CorrelationID   string
-	ReplyTo         string
-	Expiration      string // a TTL in milliseconds, as a decimal string
-	MessageID       string
+	ContentType     string    // the body's MIME type, such as "application/json"
+	ContentEncoding string    // the body's encoding, such as "gzip"
+	Headers         Table     // application headers; a headers exchange routes by them
+	DeliveryMode    uint8     // Transient or Persistent (stored on disk by durable queues)
+	Priority        uint8     // 0 to 9, for queues with x-max-priority
+	CorrelationID   string    // for the application, such as the request a reply answers
+	ReplyTo         string    // the queue to reply to, such as "amq.rabbitmq.reply-to"
+	Expiration      string    // a TTL in milliseconds, as a decimal string
+	MessageID       string    // for the application, such as a deduplication key
 	Timestamp       time.Time // whole seconds on the wire
-	Type            string
-	UserID          string
-	AppID           string
-	ClusterID       string // reserved in AMQP 0-9-1
+	Type            string    // for the application: the message's type name
+	UserID          string    // the publishing user; RabbitMQ checks it is the connection's
+	AppID           string    // the publishing application
+	ClusterID       string    // reserved in AMQP 0-9-1
 }
 
 // Publishing is a message to publish and where to.
 type Publishing struct {
 	Exchange   string // "" is the default exchange, which routes by queue name
-	RoutingKey string
+	RoutingKey string // the routing key: the queue's name, for the default exchange
 	// Mandatory asks the broker to return the message when no queue takes
 	// it; see Confirmation.Returned and Channel.Returns.
 	Mandatory bool
 	Properties
-	Body []byte
+	Body []byte // sent as is; Publish does not keep it after it returns
 }
 
 // ErrNacked is the error of a publish that the broker nacked: it could not
@@ -148,9 +148,10 @@ func (c *Confirmation) DeliveryTag() uint64 {
 
 // ReturnError is the error of a returned mandatory publish.
 type ReturnError struct {
-	Return Return
+	Return Return // the returned message
 }
 
+// Error says the message was returned, with the broker's reason.
 func (e *ReturnError) Error() string {
 	return "amqp: message returned by the broker: " + e.Return.ReplyText
 }
@@ -161,11 +162,11 @@ func (e *ReturnError) Is(target error) bool { return target == ErrReturned }
 // Return is a message the broker returned (basic.return).
 type Return struct {
 	ReplyCode  ReplyCode // 312 NO_ROUTE
-	ReplyText  string
-	Exchange   string
-	RoutingKey string
-	Properties
-	Body []byte
+	ReplyText  string    // the broker's reason, such as "NO_ROUTE"
+	Exchange   string    // the exchange the message was published to
+	RoutingKey string    // its routing key
+	Properties           // its properties
+	Body       []byte    // its body, owned by the receiver
 }
 
 func newReturn(m *sansio.Message) Return {
