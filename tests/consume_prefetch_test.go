@@ -131,4 +131,3 @@ func TestConsumeCancelWithContext(t *testing.T) {
 	require.NoError(t, free.Err())
 	require.NoError(t, free.Cancel(ctxT(t)))
 }
-
