@@ -48,12 +48,13 @@ type Broker struct {
 	off int
 }
 
-// Frame is one frame the client sent. Method is set for method frames
-// only, and owned by the caller (it borrows nothing).
+// Frame is one frame the client sent. Method is set for method frames,
+// Payload for the others. The caller owns both (they borrow nothing).
 type Frame struct {
 	Channel uint16
 	Type    uint8 // sansio.FrameMethod, FrameHeader, FrameBody, FrameHeartbeat
 	Method  sansio.Method
+	Payload []byte
 }
 
 // New returns a Broker on nc, the broker's end of a connection. Most tests
@@ -128,6 +129,7 @@ func (b *Broker) Next() (Frame, error) {
 func (b *Broker) frame(f sansio.Frame) (Frame, error) {
 	r := Frame{Channel: f.Channel, Type: f.Type}
 	if f.Type != sansio.FrameMethod {
+		r.Payload = append([]byte(nil), f.Payload...)
 		return r, nil
 	}
 	m, err := b.dec.DecodeMethod(f.Payload)
@@ -154,32 +156,52 @@ func (b *Broker) read() error {
 // fails the test unless it is a T.
 func Expect[T sansio.Method](b *Broker) T {
 	b.t.Helper()
-	for {
-		r, err := b.Next()
-		require.NoError(b.t, err)
-		if r.Type == sansio.FrameHeartbeat {
-			continue
-		}
-		require.Equal(b.t, sansio.FrameMethod, int(r.Type), "expected a method frame")
-		m, ok := r.Method.(T)
-		require.True(b.t, ok, "got %s", r.Method.ID())
-		return m
-	}
+	r := b.nextNonHeartbeat()
+	require.Equal(b.t, sansio.FrameMethod, int(r.Type), "expected a method frame")
+	m, ok := r.Method.(T)
+	require.True(b.t, ok, "got %s", r.Method.ID())
+	return m
 }
 
-// ExpectOn is Expect that also requires the method to come on channel ch.
-func ExpectOn[T sansio.Method](b *Broker, ch uint16) T {
+// Content is a method with content the client sent, such as a
+// basic.publish, with its properties and body.
+type Content[T sansio.Method] struct {
+	Channel    uint16
+	Method     T
+	Properties sansio.Properties
+	Body       []byte
+}
+
+// ExpectContent is Expect for a method with content: it also reads the
+// content header and body frames that follow on the same channel.
+func ExpectContent[T sansio.Method](b *Broker) Content[T] {
+	b.t.Helper()
+	r := b.nextNonHeartbeat()
+	m, ok := r.Method.(T)
+	require.True(b.t, ok, "got frame type %d, method %v", r.Type, r.Method)
+	c := Content[T]{Channel: r.Channel, Method: m}
+	r = b.nextNonHeartbeat()
+	require.Equal(b.t, sansio.FrameHeader, int(r.Type), "expected a content header")
+	var h sansio.ContentHeader
+	require.NoError(b.t, b.dec.DecodeContentHeader(r.Payload, &h))
+	c.Properties = h.Properties
+	c.Body = []byte{}
+	for uint64(len(c.Body)) < h.BodySize {
+		r = b.nextNonHeartbeat()
+		require.Equal(b.t, sansio.FrameBody, int(r.Type), "expected a body frame")
+		c.Body = append(c.Body, r.Payload...)
+	}
+	return c
+}
+
+func (b *Broker) nextNonHeartbeat() Frame {
 	b.t.Helper()
 	for {
 		r, err := b.Next()
 		require.NoError(b.t, err)
-		if r.Type == sansio.FrameHeartbeat {
-			continue
+		if r.Type != sansio.FrameHeartbeat {
+			return r
 		}
-		m, ok := r.Method.(T)
-		require.True(b.t, ok, "got frame type %d, method %v", r.Type, r.Method)
-		require.Equal(b.t, ch, r.Channel)
-		return m
 	}
 }
 
