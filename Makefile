@@ -1,9 +1,9 @@
 # amqproto: build, test and demo helpers.
 #
-# `make test` starts a private RabbitMQ node (scripts/rabbitmq.sh; Debian's
-# rabbitmq-server, installed with apt-get when missing) and runs the whole
-# test suite against it. The node stays up afterwards; `make broker-down`
-# stops it.
+# `make test` starts a private RabbitMQ node and a 3-node cluster
+# (scripts/rabbitmq.sh; Debian's rabbitmq-server, installed with apt-get when
+# missing) and runs the whole test suite against them. They stay up
+# afterwards; `make broker-down` and `make cluster-down` stop them.
 
 GO ?= go
 SHELL := /bin/bash
@@ -16,7 +16,7 @@ ifdef CI
 export CI
 endif
 
-.PHONY: all broker broker-down broker-status test demo bench fmt vet staticcheck
+.PHONY: all broker broker-down broker-status cluster cluster-down cluster-status test demo bench fmt vet staticcheck
 
 all: vet test
 
@@ -29,11 +29,26 @@ broker-down:
 broker-status:
 	$(RABBITMQ) status
 
+# Three clustered nodes rabbit1..3@localhost on ports 5673-5675, for the
+# recovery and failover tests (internal/clustertest).
+cluster:
+	$(RABBITMQ) cluster-up
+
+cluster-down:
+	$(RABBITMQ) cluster-down
+
+cluster-status:
+	$(RABBITMQ) cluster-status
+
 # -p 1: tests/ raises memory alarms and closes every connection on the shared
 # broker (TestBrokerWide), which must not overlap other packages' tests.
+# The cluster starts after the single node (in the recipe, so that even
+# `make -j` keeps the order): they boot on the same CPUs, and their
+# installs must not race.
 test: staticcheck broker
-	@set -e; eval "$$($(RABBITMQ) env)"; \
-	echo "$(GO) test -race -count=1 -p 1 -timeout 15m ./... (AMQP_URL=$$AMQP_URL CI=$${CI:-})"; \
+	$(RABBITMQ) cluster-up
+	@set -e; eval "$$($(RABBITMQ) env)"; eval "$$($(RABBITMQ) cluster-env)"; \
+	echo "$(GO) test -race -count=1 -p 1 -timeout 15m ./... (AMQP_URL=$$AMQP_URL AMQP_CLUSTER_URLS=$$AMQP_CLUSTER_URLS CI=$${CI:-})"; \
 	$(GO) test -race -count=1 -p 1 -timeout 15m ./...
 
 demo: broker
