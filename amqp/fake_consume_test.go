@@ -9,9 +9,19 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// startConsumer answers the client's basic.consume and returns its tag.
+// startConsumer answers the client's basic.consume, and the basic.qos
+// that may come first (Consume's default prefetch), and returns the
+// consumer's tag.
 func startConsumer(b *fakebroker.Broker, id uint16) string {
-	m := fakebroker.Expect[*sansio.BasicConsume](b)
+	r, err := b.Next()
+	require.NoError(b.T(), err)
+	if _, ok := r.Method.(*sansio.BasicQos); ok {
+		b.Send(id, &sansio.BasicQosOk{})
+		r, err = b.Next()
+		require.NoError(b.T(), err)
+	}
+	m, ok := r.Method.(*sansio.BasicConsume)
+	require.True(b.T(), ok, "expected basic.consume, got %v", r.Method)
 	b.Send(id, &sansio.BasicConsumeOk{ConsumerTag: m.ConsumerTag})
 	return m.ConsumerTag
 }
@@ -183,9 +193,9 @@ func TestDeliveryAckGoesOutOnItsChannel(t *testing.T) {
 	require.ErrorIs(t, zero.Ack(context.Background(), false), ErrNoDelivery)
 }
 
-// A consumer without a prefetch limit whose receiver falls
-// Config.ConsumerBuffer deliveries behind is cancelled and ends with
-// ErrConsumerOverflow, after handing over every delivery it received.
+// An auto-ack consumer whose receiver falls Config.ConsumerBuffer
+// deliveries behind is cancelled and ends with ErrConsumerOverflow, after
+// handing over every delivery it received.
 func TestConsumerOverflowCancelsItAndKeepsWhatItReceived(t *testing.T) {
 	const sent = 100 // more than Deliveries holds plus the buffer
 	cancelled := make(chan struct{})
@@ -204,7 +214,7 @@ func TestConsumerOverflowCancelsItAndKeepsWhatItReceived(t *testing.T) {
 	})
 	ch, err := c.Channel(context.Background())
 	require.NoError(t, err)
-	cons, err := ch.Consume(context.Background(), "q", ConsumeOptions{})
+	cons, err := ch.Consume(context.Background(), "q", ConsumeOptions{AutoAck: true})
 	require.NoError(t, err)
 	<-cancelled // no reader until then
 	got := tagsOf(requireClosed(t, cons.Deliveries()))
@@ -213,4 +223,45 @@ func TestConsumerOverflowCancelsItAndKeepsWhatItReceived(t *testing.T) {
 	for i, tag := range got {
 		require.Equal(t, uint64(i+1), tag, "in order, none skipped")
 	}
+}
+
+// A manual-ack consumer on a channel without Qos gets a prefetch of
+// Config.ConsumerBuffer, sent once per channel; an auto-ack one gets none.
+func TestConsumeSetsADefaultPrefetchOncePerChannel(t *testing.T) {
+	prefetch := make(chan uint16, 1)
+	_, ch := fakeChannel(t, func(b *fakebroker.Broker, id uint16) {
+		q := fakebroker.Expect[*sansio.BasicQos](b)
+		require.False(t, q.Global)
+		prefetch <- q.PrefetchCount
+		b.Send(id, &sansio.BasicQosOk{})
+		for range 3 { // the basic.consume of each consumer, and no qos
+			m := fakebroker.Expect[*sansio.BasicConsume](b)
+			b.Send(id, &sansio.BasicConsumeOk{ConsumerTag: m.ConsumerTag})
+		}
+		b.AnswerClose()
+	})
+	for _, autoAck := range []bool{false, false, true} {
+		_, err := ch.Consume(context.Background(), "q", ConsumeOptions{AutoAck: autoAck})
+		require.NoError(t, err)
+	}
+	require.Equal(t, uint16(16384), <-prefetch)
+}
+
+// With CancelWithContext, the end of Consume's ctx cancels the consumer,
+// which ends with ErrConsumerCancelled.
+func TestConsumerCancelledWithItsContext(t *testing.T) {
+	_, ch := fakeChannel(t, func(b *fakebroker.Broker, id uint16) {
+		tag := startConsumer(b, id)
+		b.Deliver(id, tag, 1, []byte("a"))
+		fakebroker.Expect[*sansio.BasicCancel](b)
+		b.Send(id, &sansio.BasicCancelOk{ConsumerTag: tag})
+		b.AnswerClose()
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	cons, err := ch.Consume(ctx, "q", ConsumeOptions{CancelWithContext: true})
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), receive(t, cons.Deliveries()).DeliveryTag)
+	cancel()
+	require.Empty(t, requireClosed(t, cons.Deliveries()))
+	require.ErrorIs(t, cons.Err(), ErrConsumerCancelled)
 }

@@ -104,6 +104,9 @@ func TCPPair(t testing.TB) (client, server *net.TCPConn) {
 	return nc.(*net.TCPConn), sc.(*net.TCPConn)
 }
 
+// T is the test the broker was made for, for a script's own checks.
+func (b *Broker) T() testing.TB { return b.t }
+
 // Conn is the broker's end of the connection, for scripts that read or
 // write raw bytes.
 func (b *Broker) Conn() net.Conn { return b.nc }
