@@ -22,15 +22,15 @@ import (
 // password.
 type URI struct {
 	Scheme   string // "amqp" or "amqps"
-	Host     string
-	Port     int // 5672 for amqp, 5671 for amqps when absent
-	Username string
-	Password string
-	Vhost    string
+	Host     string // the broker's host name or IP address ("localhost" when absent)
+	Port     int    // 5672 for amqp, 5671 for amqps when absent
+	Username string // the user name, unescaped; empty when absent
+	Password string // the password, unescaped; empty when absent
+	Vhost    string // the virtual host, unescaped; "" and "/" both mean "/"
 
 	// Query parameters; zero when absent.
 	Heartbeat         time.Duration // heartbeat=seconds; 0 in the URI disables: see HeartbeatSet
-	HeartbeatSet      bool
+	HeartbeatSet      bool          // the URI has a heartbeat parameter (heartbeat=0 disables)
 	FrameMax          uint32        // frame_max
 	ChannelMax        uint16        // channel_max
 	ConnectionTimeout time.Duration // connection_timeout=milliseconds
@@ -44,16 +44,17 @@ type URI struct {
 	// intermediate CA certificates between the broker's certificate and a
 	// trusted root.
 	Depth    int
-	DepthSet bool
+	DepthSet bool // the URI has a depth parameter
 }
 
 // URIError says which part of a URI is wrong. It never contains the
 // password.
 type URIError struct {
 	Part string // "scheme", "host", "port", "vhost", a query parameter name, ...
-	Text string
+	Text string // what is wrong with it
 }
 
+// Error names the part and what is wrong with it.
 func (e *URIError) Error() string { return "amqp: invalid URI " + e.Part + ": " + e.Text }
 
 // ParseURI parses an AMQP URI.
