@@ -63,10 +63,11 @@ type Config struct {
 	// publishers wait while it is exceeded. 0: 4 MiB.
 	MaxOutgoing int
 	// ConsumerBuffer bounds the deliveries held for a consumer that the
-	// broker does not limit (no Qos prefetch, or auto-ack). When a receiver
-	// falls that far behind, its consumer is cancelled and ends with
-	// ErrConsumerOverflow; what it already received is still handed over.
-	// 0: 16384.
+	// broker does not limit (auto-ack, or an explicit Qos(0)). When a
+	// receiver falls that far behind, its consumer is cancelled and ends
+	// with ErrConsumerOverflow; what it already received is still handed
+	// over. It is also the prefetch that Consume gives manual-ack consumers
+	// on a channel where Qos was never called. 0: 16384.
 	ConsumerBuffer int
 	// MaxBodySize bounds the size of a received message; a larger one
 	// closes its channel with 311 CONTENT_TOO_LARGE. 0: 512 MiB.
