@@ -3,7 +3,9 @@
 // gen writes spec_gen.go from the AMQP 0-9-1 spec XML and RabbitMQ's
 // extensions: one Go type per method, its class and method IDs, whether it is
 // synchronous, whether it carries content, which replies it expects, and the
-// code that encodes and decodes its arguments.
+// code that encodes and decodes its arguments; and the flags, encoder and
+// decoder of the basic class's content properties (the Properties struct
+// itself is written by hand, in properties.go, for its comments).
 //
 // Run it with go generate; a test fails when the committed output is stale.
 package main
@@ -193,6 +195,7 @@ func generate(s *spec) []byte {
 	g.decodeSwitch(methods)
 	g.encodeSwitch(methods)
 	g.cloneSwitch(methods)
+	g.properties(findClass(s, "basic"))
 	return g.Bytes()
 }
 
@@ -415,6 +418,100 @@ func (g *generator) cloneSwitch(ms []*method) {
 	}
 	g.p("}")
 	g.p("return false")
+	g.p("}")
+}
+
+// propertyNames renames properties whose spec name makes a poor Go name:
+// 0-9-1 reserves the last basic property, which 0-9 called cluster-id.
+var propertyNames = map[string]string{"reserved": "ClusterID"}
+
+// present gives, per codec, the test that a property of that type is set:
+// a zero value is absent on the wire.
+var present = map[string]string{
+	"shortstr":  `p.%s != ""`,
+	"octet":     "p.%s != 0",
+	"table":     "p.%s != nil",
+	"timestamp": "!p.%s.IsZero()",
+}
+
+// properties writes the property flags of class c's content header and
+// the ladders that encode and decode its Properties: one flag bit per
+// property from the most significant down, as the spec orders them.
+func (g *generator) properties(c *class) {
+	if len(c.Fields) > 15 {
+		log.Fatalf("class %s has %d properties: a second flags word is not supported", c.Name, len(c.Fields))
+	}
+	names := make([]string, len(c.Fields))
+	codecs := make([]string, len(c.Fields))
+	for i, f := range c.Fields {
+		names[i] = propertyNames[f.Name]
+		if names[i] == "" {
+			names[i] = goName(f.Name)
+		}
+		codecs[i] = goTypes[g.fieldType(f)].codec
+		if present[codecs[i]] == "" {
+			log.Fatalf("property %s: no presence test for type %s", f.Name, codecs[i])
+		}
+	}
+	g.p("")
+	g.p("// Property flag bits, from the most significant: the first property")
+	g.p("// listed in the spec is bit 15. Bit 0 would announce a second flags")
+	g.p("// word, which 0-9-1 never needs.")
+	g.p("const (")
+	for i, n := range names {
+		if i == 0 {
+			g.p("flag%s uint16 = 1 << (15 - iota)", n)
+		} else {
+			g.p("flag%s", n)
+		}
+	}
+	g.p("")
+	g.p("// flagsUndefined are the bits no property of 0-9-1 uses.")
+	g.p("flagsUndefined uint16 = 1<<%d - 1", 16-len(names))
+	g.p(")")
+	g.p("")
+	g.p("// flags returns the flag bits of the properties p sets.")
+	g.p("func (p *Properties) flags() uint16 {")
+	g.p("var f uint16")
+	for i, n := range names {
+		g.p("if "+present[codecs[i]]+" {", n)
+		g.p("f |= flag%s", n)
+		g.p("}")
+	}
+	g.p("return f")
+	g.p("}")
+	g.p("")
+	g.p("func (p *Properties) write(w *writer) {")
+	g.p("if p == nil {")
+	g.p("w.short(0)")
+	g.p("return")
+	g.p("}")
+	g.p("f := p.flags()")
+	g.p("w.short(f)")
+	for i, n := range names {
+		g.p("if f&flag%s != 0 {", n)
+		g.p("w.%s(p.%s)", codecs[i], n)
+		g.p("}")
+	}
+	g.p("}")
+	g.p("")
+	g.p("func (p *Properties) read(r *reader) {")
+	g.p("*p = Properties{}")
+	g.p("f := r.short()")
+	g.p("if f&flagsUndefined != 0 {")
+	g.p(`r.fail(errorf(SyntaxError, "property flags 0x%%04x use bits 0-9-1 does not define", f))`)
+	g.p("return")
+	g.p("}")
+	for i, n := range names {
+		g.p("if f&flag%s != 0 {", n)
+		g.p("p.%s = r.%s()", n, codecs[i])
+		if codecs[i] == "table" {
+			g.p("if p.%s == nil && r.err == nil {", n)
+			g.p("p.%s = Table{} // present but empty: keep it present", n)
+			g.p("}")
+		}
+		g.p("}")
+	}
 	g.p("}")
 }
 

@@ -3202,3 +3202,179 @@ func expectsReply(m Method) bool {
 	}
 	return false
 }
+
+// Property flag bits, from the most significant: the first property
+// listed in the spec is bit 15. Bit 0 would announce a second flags
+// word, which 0-9-1 never needs.
+const (
+	flagContentType uint16 = 1 << (15 - iota)
+	flagContentEncoding
+	flagHeaders
+	flagDeliveryMode
+	flagPriority
+	flagCorrelationID
+	flagReplyTo
+	flagExpiration
+	flagMessageID
+	flagTimestamp
+	flagType
+	flagUserID
+	flagAppID
+	flagClusterID
+
+	// flagsUndefined are the bits no property of 0-9-1 uses.
+	flagsUndefined uint16 = 1<<2 - 1
+)
+
+// flags returns the flag bits of the properties p sets.
+func (p *Properties) flags() uint16 {
+	var f uint16
+	if p.ContentType != "" {
+		f |= flagContentType
+	}
+	if p.ContentEncoding != "" {
+		f |= flagContentEncoding
+	}
+	if p.Headers != nil {
+		f |= flagHeaders
+	}
+	if p.DeliveryMode != 0 {
+		f |= flagDeliveryMode
+	}
+	if p.Priority != 0 {
+		f |= flagPriority
+	}
+	if p.CorrelationID != "" {
+		f |= flagCorrelationID
+	}
+	if p.ReplyTo != "" {
+		f |= flagReplyTo
+	}
+	if p.Expiration != "" {
+		f |= flagExpiration
+	}
+	if p.MessageID != "" {
+		f |= flagMessageID
+	}
+	if !p.Timestamp.IsZero() {
+		f |= flagTimestamp
+	}
+	if p.Type != "" {
+		f |= flagType
+	}
+	if p.UserID != "" {
+		f |= flagUserID
+	}
+	if p.AppID != "" {
+		f |= flagAppID
+	}
+	if p.ClusterID != "" {
+		f |= flagClusterID
+	}
+	return f
+}
+
+func (p *Properties) write(w *writer) {
+	if p == nil {
+		w.short(0)
+		return
+	}
+	f := p.flags()
+	w.short(f)
+	if f&flagContentType != 0 {
+		w.shortstr(p.ContentType)
+	}
+	if f&flagContentEncoding != 0 {
+		w.shortstr(p.ContentEncoding)
+	}
+	if f&flagHeaders != 0 {
+		w.table(p.Headers)
+	}
+	if f&flagDeliveryMode != 0 {
+		w.octet(p.DeliveryMode)
+	}
+	if f&flagPriority != 0 {
+		w.octet(p.Priority)
+	}
+	if f&flagCorrelationID != 0 {
+		w.shortstr(p.CorrelationID)
+	}
+	if f&flagReplyTo != 0 {
+		w.shortstr(p.ReplyTo)
+	}
+	if f&flagExpiration != 0 {
+		w.shortstr(p.Expiration)
+	}
+	if f&flagMessageID != 0 {
+		w.shortstr(p.MessageID)
+	}
+	if f&flagTimestamp != 0 {
+		w.timestamp(p.Timestamp)
+	}
+	if f&flagType != 0 {
+		w.shortstr(p.Type)
+	}
+	if f&flagUserID != 0 {
+		w.shortstr(p.UserID)
+	}
+	if f&flagAppID != 0 {
+		w.shortstr(p.AppID)
+	}
+	if f&flagClusterID != 0 {
+		w.shortstr(p.ClusterID)
+	}
+}
+
+func (p *Properties) read(r *reader) {
+	*p = Properties{}
+	f := r.short()
+	if f&flagsUndefined != 0 {
+		r.fail(errorf(SyntaxError, "property flags 0x%04x use bits 0-9-1 does not define", f))
+		return
+	}
+	if f&flagContentType != 0 {
+		p.ContentType = r.shortstr()
+	}
+	if f&flagContentEncoding != 0 {
+		p.ContentEncoding = r.shortstr()
+	}
+	if f&flagHeaders != 0 {
+		p.Headers = r.table()
+		if p.Headers == nil && r.err == nil {
+			p.Headers = Table{} // present but empty: keep it present
+		}
+	}
+	if f&flagDeliveryMode != 0 {
+		p.DeliveryMode = r.octet()
+	}
+	if f&flagPriority != 0 {
+		p.Priority = r.octet()
+	}
+	if f&flagCorrelationID != 0 {
+		p.CorrelationID = r.shortstr()
+	}
+	if f&flagReplyTo != 0 {
+		p.ReplyTo = r.shortstr()
+	}
+	if f&flagExpiration != 0 {
+		p.Expiration = r.shortstr()
+	}
+	if f&flagMessageID != 0 {
+		p.MessageID = r.shortstr()
+	}
+	if f&flagTimestamp != 0 {
+		p.Timestamp = r.timestamp()
+	}
+	if f&flagType != 0 {
+		p.Type = r.shortstr()
+	}
+	if f&flagUserID != 0 {
+		p.UserID = r.shortstr()
+	}
+	if f&flagAppID != 0 {
+		p.AppID = r.shortstr()
+	}
+	if f&flagClusterID != 0 {
+		p.ClusterID = r.shortstr()
+	}
+}
