@@ -331,7 +331,7 @@ func (c *Conn) Blocked() <-chan Blocking {
 
 // forward moves values from q to out, converted by conv, until q is closed
 // and drained, or stop closes; then it closes out.
-func forward[T, U any](q *actor.Queue[T], out chan<- U, stop <-chan struct{}, conv func(T) U) error {
+func forward[T, U any](q *actor.Mailbox[T], out chan<- U, stop <-chan struct{}, conv func(T) U) error {
 	defer close(out)
 	var spare []T
 	for {

@@ -94,7 +94,7 @@ func (ch *Channel) Consume(ctx context.Context, queue string, opts ConsumeOption
 		// returns once the broker confirms or the channel ends.
 		c.stopCancel = context.AfterFunc(ctx, func() { _ = c.Cancel(ch.a.Context()) })
 	}
-	ac.Queue.SetDirect(c.offer)
+	ac.Deliveries.SetDirect(c.offer)
 	// run is owned by the consumer; it exits once the consumer has ended
 	// and its deliveries are handed over (or dropped, see above), or when
 	// the connection is closed.
@@ -144,7 +144,7 @@ func (c *Consumer) Err() error {
 func (c *Consumer) Cancel(ctx context.Context) error { return c.a.Cancel(ctx) }
 
 func (c *Consumer) run() {
-	q := c.a.Queue
+	q := c.a.Deliveries
 	stop := c.ch.conn.a.Closing()
 	var abandon <-chan struct{}
 	if !c.a.NoAck {
@@ -162,7 +162,7 @@ func (c *Consumer) run() {
 	close(c.done)
 }
 
-func (c *Consumer) forward(q *actor.Queue[sansio.Message], stop, abandon <-chan struct{}) error {
+func (c *Consumer) forward(q *actor.Mailbox[sansio.Message], stop, abandon <-chan struct{}) error {
 	var spare []sansio.Message
 	for {
 		items, closed, err := q.Take(spare)

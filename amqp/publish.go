@@ -64,7 +64,7 @@ var ErrReturned = errors.New("amqp: message returned by the broker: no queue too
 // matching ErrNotConfirmMode: code written for confirm mode fails with an
 // error instead of a panic when the channel is not in it.
 type Confirmation struct {
-	p actor.Publishing
+	p actor.Outcome
 }
 
 // ErrNotConfirmMode is the outcome of the nil *Confirmation that Publish
@@ -111,9 +111,9 @@ func (c *Confirmation) Err() error {
 		return nil
 	}
 	switch {
-	case c.p.Outcome == sansio.ConfirmFailed:
+	case c.p.Confirm == sansio.ConfirmFailed:
 		return c.p.Err
-	case c.p.Outcome == sansio.ConfirmNack:
+	case c.p.Confirm == sansio.ConfirmNack:
 		return ErrNacked
 	case c.p.Return != nil:
 		return &ReturnError{Return: newReturn(c.p.Return)}
@@ -123,7 +123,7 @@ func (c *Confirmation) Err() error {
 
 // Acked reports whether the broker acked the message; false while pending.
 func (c *Confirmation) Acked() bool {
-	return c != nil && c.p.Settled() && c.p.Outcome == sansio.ConfirmAck
+	return c != nil && c.p.Settled() && c.p.Confirm == sansio.ConfirmAck
 }
 
 // Returned returns the message the broker returned, or nil.
@@ -218,7 +218,7 @@ func (ch *Channel) Confirmations() <-chan *Confirmation {
 		// forward is owned by the channel; it exits when the channel has
 		// ended and every outcome was delivered, or when the connection
 		// was closed.
-		go forward(ch.a.Outcomes, ch.confirms, ch.conn.a.Closing(), func(p *actor.Publishing) *Confirmation {
+		go forward(ch.a.Outcomes, ch.confirms, ch.conn.a.Closing(), func(p *actor.Outcome) *Confirmation {
 			return p.Owner.(*Confirmation)
 		})
 	})

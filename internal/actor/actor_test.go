@@ -189,11 +189,11 @@ func TestConsumerThatNeverReadsStallsOnlyItself(t *testing.T) {
 	ch2, err := c.OpenChannel(ctx)
 	require.NoError(t, err)
 	require.NoError(t, ch2.Call(ctx, &sansio.ConfirmSelect{}).Err)
-	var p Publishing
+	var p Outcome
 	require.NoError(t, ch2.Publish(ctx, &sansio.BasicPublish{RoutingKey: "q"}, &sansio.Properties{}, []byte("x"), &p))
 	<-p.Done()
-	require.Equal(t, sansio.ConfirmAck, p.Outcome)
-	require.Equal(t, 1000, cons.Queue.Len()) // nothing dropped
+	require.Equal(t, sansio.ConfirmAck, p.Confirm)
+	require.Equal(t, 1000, cons.Deliveries.Len()) // nothing dropped
 }
 
 func TestLoopKeepsReceivingWhileTheSocketIsNotRead(t *testing.T) {
@@ -214,20 +214,20 @@ func TestLoopKeepsReceivingWhileTheSocketIsNotRead(t *testing.T) {
 	ch, err := c.OpenChannel(ctx)
 	require.NoError(t, err)
 	require.NoError(t, ch.Call(ctx, &sansio.ConfirmSelect{}).Err)
-	var first Publishing
+	var first Outcome
 	require.NoError(t, ch.Publish(ctx, &sansio.BasicPublish{RoutingKey: "q"}, &sansio.Properties{}, []byte("1"), &first))
 	<-stalled
 	body := make([]byte, 16<<10)
 	var err2 error
 	for i := 0; i < 100 && err2 == nil; i++ {
 		pctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-		var p Publishing
+		var p Outcome
 		err2 = ch.Publish(pctx, &sansio.BasicPublish{RoutingKey: "q"}, &sansio.Properties{}, body, &p)
 		cancel()
 	}
 	require.ErrorIs(t, err2, context.DeadlineExceeded, "the outgoing bound must make publishers wait")
 	<-first.Done() // the broker's ack arrived while our writes were stuck
-	require.Equal(t, sansio.ConfirmAck, first.Outcome)
+	require.Equal(t, sansio.ConfirmAck, first.Confirm)
 	close(resume)
 }
 
@@ -279,8 +279,8 @@ func TestConsumerOverflowEndsConsumerWithoutDropping(t *testing.T) {
 	<-cancelled // the receiver reads nothing until the consumer has overflowed
 	var got []sansio.Message
 	for {
-		<-cons.Queue.Signal()
-		items, closed, err := cons.Queue.Take(nil)
+		<-cons.Deliveries.Signal()
+		items, closed, err := cons.Deliveries.Take(nil)
 		got = append(got, items...)
 		if closed {
 			require.ErrorIs(t, err, ErrConsumerOverflow)
@@ -328,10 +328,10 @@ func TestPublishesPendingAtConnectionLossFailOnce(t *testing.T) {
 	ch, err := c.OpenChannel(ctx)
 	require.NoError(t, err)
 	require.NoError(t, ch.Call(ctx, &sansio.ConfirmSelect{}).Err)
-	var p Publishing
+	var p Outcome
 	require.NoError(t, ch.Publish(ctx, &sansio.BasicPublish{RoutingKey: "q"}, &sansio.Properties{}, []byte("x"), &p))
 	<-p.Done()
-	require.Equal(t, sansio.ConfirmFailed, p.Outcome)
+	require.Equal(t, sansio.ConfirmFailed, p.Confirm)
 	require.ErrorIs(t, p.Err, sansio.ErrConnectionClosed)
 	<-c.Done()
 	require.Error(t, c.Err())
@@ -377,10 +377,10 @@ func TestStalePublishDoesNotGoOutOnReusedChannelNumber(t *testing.T) {
 	frames := c.getFrames(4096)
 	*frames, err = sansio.AppendPublish(*frames, old.ID(), &m, &sansio.Properties{}, []byte("x"), c.tuning.FrameMax)
 	require.NoError(t, err)
-	var p Publishing
+	var p Outcome
 	c.pubs <- request{kind: reqPublish, ch: old, frames: frames, pub: &p, pubM: m, size: 1}
 	<-p.Done()
-	require.Equal(t, sansio.ConfirmFailed, p.Outcome)
+	require.Equal(t, sansio.ConfirmFailed, p.Confirm)
 	require.ErrorIs(t, p.Err, sansio.ErrNotFound)
 
 	require.NoError(t, ch.Call(ctx, &sansio.QueueDeclare{Queue: "marker"}).Err)
@@ -429,14 +429,14 @@ func TestCallAbandonedBeforeTheLoopTookItIsUndone(t *testing.T) {
 	release := make(chan struct{})
 	// Holds the loop inside the delivery to a, so that the test can queue
 	// a request and the note that its caller gave up behind it.
-	a.Queue.SetDirect(func(sansio.Message) bool {
+	a.Deliveries.SetDirect(func(sansio.Message) bool {
 		entered <- struct{}{}
 		<-release
 		return false
 	})
 	for i := range rounds {
-		a.Queue.Take(nil)
-		a.Queue.Take(nil) // empty and not busy: the next delivery takes the direct path
+		a.Deliveries.Take(nil)
+		a.Deliveries.Take(nil) // empty and not busy: the next delivery takes the direct path
 		deliver <- struct{}{}
 		<-entered
 		cctx, cancel := context.WithCancel(ctx)

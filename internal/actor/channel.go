@@ -25,8 +25,8 @@ type Channel struct {
 	// Outcomes and Returns receive the channel's publish outcomes and
 	// returned messages once enabled with the matching Enable method; the
 	// loop pushes to them and closes them when the channel ends.
-	Outcomes   *Queue[*Publishing]
-	Returns    *Queue[sansio.Message]
+	Outcomes   *Mailbox[*Outcome]
+	Returns    *Mailbox[sansio.Message]
 	outcomesOn atomic.Bool
 	handing    atomic.Int32 // publishers inside handOver
 	// outcomesWait is set by the loop while it keeps Outcomes open for a
@@ -37,7 +37,7 @@ type Channel struct {
 }
 
 func newChannel(c *Conn, id uint16) *Channel {
-	ch := &Channel{conn: c, id: id, Outcomes: NewQueue[*Publishing](), Returns: NewQueue[sansio.Message]()}
+	ch := &Channel{conn: c, id: id, Outcomes: NewMailbox[*Outcome](), Returns: NewMailbox[sansio.Message]()}
 	ch.ctx, ch.cancel = context.WithCancelCause(c.ctx)
 	return ch
 }
@@ -118,16 +118,16 @@ func (ch *Channel) Send(ctx context.Context, m sansio.Method) error {
 	}
 }
 
-// Publishing is the outcome of one publish in confirm mode. Its fields are
+// Outcome is the outcome of one publish in confirm mode. Its fields are
 // valid once it is settled (Settled, or Done closed).
-type Publishing struct {
+type Outcome struct {
 	Seq     uint64
-	Outcome sansio.Confirm
+	Confirm sansio.Confirm
 	// Return is the message the broker returned (mandatory publish that no
 	// queue took), nil otherwise. The confirm of a returned message is
 	// still an ack: the broker handled it.
 	Return *sansio.Message
-	Err    error // why Outcome is ConfirmFailed
+	Err    error // why Confirm is ConfirmFailed
 	// Owner is the caller's wrapper, handed back with Outcomes.
 	Owner any
 
@@ -152,11 +152,11 @@ var closedDone = func() chan struct{} {
 var waiters = sync.Pool{New: func() any { return make(chan struct{}, 1) }}
 
 // Settled reports whether the outcome is known.
-func (p *Publishing) Settled() bool { return p.settled.Load() }
+func (p *Outcome) Settled() bool { return p.settled.Load() }
 
 // Done is closed when the outcome is known. Asked after that, it returns a
 // channel shared by all settled publishes, already closed.
-func (p *Publishing) Done() <-chan struct{} {
+func (p *Outcome) Done() <-chan struct{} {
 	if p.settled.Load() {
 		return closedDone
 	}
@@ -165,7 +165,7 @@ func (p *Publishing) Done() <-chan struct{} {
 	return p.doneLocked()
 }
 
-func (p *Publishing) doneLocked() chan struct{} {
+func (p *Outcome) doneLocked() chan struct{} {
 	if p.settled.Load() {
 		return closedDone
 	}
@@ -177,7 +177,7 @@ func (p *Publishing) doneLocked() chan struct{} {
 
 // Wait waits until the outcome is known or ctx ends, and reports whether
 // the outcome is known.
-func (p *Publishing) Wait(ctx context.Context) bool {
+func (p *Outcome) Wait(ctx context.Context) bool {
 	if p.settled.Load() {
 		return true
 	}
@@ -221,7 +221,7 @@ func (p *Publishing) Wait(ctx context.Context) bool {
 // settle settles p (nil for a publish nobody waits on) and hands it to the
 // channel's Outcomes when they are on: Confirmations must see every
 // outcome, also the failures the loop decides itself.
-func (ch *Channel) settle(p *Publishing, outcome sansio.Confirm, err error) {
+func (ch *Channel) settle(p *Outcome, outcome sansio.Confirm, err error) {
 	if p == nil {
 		return
 	}
@@ -231,8 +231,8 @@ func (ch *Channel) settle(p *Publishing, outcome sansio.Confirm, err error) {
 	}
 }
 
-func (p *Publishing) settle(outcome sansio.Confirm, err error) {
-	p.Outcome, p.Err = outcome, err
+func (p *Outcome) settle(outcome sansio.Confirm, err error) {
+	p.Confirm, p.Err = outcome, err
 	p.mu.Lock()
 	p.settled.Store(true)
 	if p.done != nil {
@@ -251,7 +251,7 @@ func (p *Publishing) settle(outcome sansio.Confirm, err error) {
 // When it returns nil the message was handed to the connection; a later
 // failure reaches pub (when the channel is in confirm mode). When it returns
 // an error, the message was not sent.
-func (ch *Channel) Publish(ctx context.Context, m *sansio.BasicPublish, props *sansio.Properties, body []byte, pub *Publishing) error {
+func (ch *Channel) Publish(ctx context.Context, m *sansio.BasicPublish, props *sansio.Properties, body []byte, pub *Outcome) error {
 	c := ch.conn
 	if err := ch.Err(); err != nil {
 		return err
@@ -327,14 +327,14 @@ func (c *Conn) handOver(ctx context.Context, ch *Channel, req request) error {
 }
 
 // Consumer is a consumer registered on a channel. The loop pushes its
-// deliveries to Queue and closes Queue with the reason when it ends:
+// deliveries to Deliveries and closes it with the reason when it ends:
 // ErrConsumerCancelled, ErrCancelledByBroker, ErrConsumerOverflow, or the
 // channel's or connection's error.
 type Consumer struct {
-	Tag   string
-	NoAck bool
-	Queue *Queue[sansio.Message]
-	ch    *Channel
+	Tag        string
+	NoAck      bool
+	Deliveries *Mailbox[sansio.Message]
+	ch         *Channel
 
 	// Loop-owned.
 	overflowed bool
@@ -351,7 +351,7 @@ func (ch *Channel) Consume(ctx context.Context, m *sansio.BasicConsume) (*Consum
 	if err := ch.Err(); err != nil {
 		return nil, err
 	}
-	cons := &Consumer{Tag: m.ConsumerTag, NoAck: m.NoAck, Queue: NewQueue[sansio.Message](), ch: ch}
+	cons := &Consumer{Tag: m.ConsumerTag, NoAck: m.NoAck, Deliveries: NewMailbox[sansio.Message](), ch: ch}
 	r := ch.conn.call(ctx, request{kind: reqConsume, ch: ch, m: m, cons: cons})
 	if r.Err != nil {
 		return nil, r.Err
@@ -360,7 +360,7 @@ func (ch *Channel) Consume(ctx context.Context, m *sansio.BasicConsume) (*Consum
 }
 
 // Cancel cancels the consumer and waits for the broker's cancel-ok. The
-// deliveries already received stay in Queue.
+// deliveries already received stay in Deliveries.
 func (cons *Consumer) Cancel(ctx context.Context) error {
 	ch := cons.ch
 	if ch.Err() != nil {

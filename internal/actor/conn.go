@@ -82,7 +82,7 @@ type Conn struct {
 	blocked gate
 	// Blockings receives connection.blocked (Active false, with the reason)
 	// and connection.unblocked notifications.
-	Blockings *Queue[Blocking]
+	Blockings *Mailbox[Blocking]
 
 	nextToken atomic.Uint64
 	// queued bounds the bytes of publishes handed to the loop but not yet
@@ -132,7 +132,7 @@ type request struct {
 	ch     *Channel
 	m      sansio.Method
 	frames *[]byte
-	pub    *Publishing
+	pub    *Outcome
 	pubM   sansio.BasicPublish
 	size   int
 	weight int64 // of c.queued, held until the loop takes the publish
@@ -166,7 +166,7 @@ func Dial(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error) {
 		connected: make(chan struct{}),
 		closing:   make(chan struct{}),
 		done:      make(chan struct{}),
-		Blockings: NewQueue[Blocking](),
+		Blockings: NewMailbox[Blocking](),
 		queued:    newBudget(int64(cfg.MaxOutgoing)),
 	}
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())

@@ -25,7 +25,7 @@ func (l *loop) handle(req request) {
 			req.reply <- Result{Err: err}
 			return
 		}
-		st := &chanState{ch: newChannel(l.c, id), consumers: make(map[string]*Consumer)}
+		st := &loopChannel{ch: newChannel(l.c, id), consumers: make(map[string]*Consumer)}
 		l.channels[id] = st
 		l.waiters[req.token] = &waiter{req: req}
 		return
@@ -181,7 +181,7 @@ func (l *loop) failRequest(w *waiter, err error) {
 		if st := l.channels[w.req.ch.id]; st != nil {
 			delete(st.consumers, w.req.cons.Tag)
 		}
-		w.req.cons.Queue.Close(err)
+		w.req.cons.Deliveries.Close(err)
 	}
 	l.reply(w, Result{Err: err})
 }
@@ -217,7 +217,7 @@ func (l *loop) event(ev sansio.Event) {
 		if st := l.channels[ev.Channel]; st != nil {
 			if cons := st.consumers[ev.ConsumerTag]; cons != nil {
 				delete(st.consumers, ev.ConsumerTag)
-				cons.Queue.Close(ErrCancelledByBroker)
+				cons.Deliveries.Close(ErrCancelledByBroker)
 			}
 		}
 	case sansio.EventFlow:
@@ -287,7 +287,7 @@ func (l *loop) replied(ev sansio.Event) {
 		if reason == nil {
 			reason = ErrConsumerCancelled
 		}
-		req.cons.Queue.Close(reason)
+		req.cons.Deliveries.Close(reason)
 	case reqCall:
 		switch m := req.m.(type) {
 		case *sansio.BasicGet:
@@ -311,11 +311,11 @@ func (l *loop) replied(ev sansio.Event) {
 
 // cancelConsumer sends basic.cancel for a consumer nobody reads (or one that
 // overflowed); its queue is closed with reason when the broker confirms.
-func (l *loop) cancelConsumer(st *chanState, cons *Consumer, reason error) {
+func (l *loop) cancelConsumer(st *loopChannel, cons *Consumer, reason error) {
 	token := l.c.nextToken.Add(1)
 	m := &sansio.BasicCancel{ConsumerTag: cons.Tag}
 	if err := l.core.Call(st.ch.id, token, m); err != nil {
-		cons.Queue.Close(err)
+		cons.Deliveries.Close(err)
 		return
 	}
 	l.waiters[token] = &waiter{reason: reason, req: request{kind: reqCancelConsumer, ch: st.ch, cons: cons, m: m}}
@@ -327,7 +327,7 @@ func (l *loop) requeue(channel uint16, deliveryTag uint64) {
 	_ = l.core.Call(channel, 0, &sansio.BasicReject{DeliveryTag: deliveryTag, Requeue: true})
 }
 
-func (l *loop) closeQuietly(st *chanState) {
+func (l *loop) closeQuietly(st *loopChannel) {
 	_ = l.core.CloseChannel(st.ch.id, l.c.nextToken.Add(1))
 }
 
@@ -351,7 +351,7 @@ func (l *loop) deliver(ev sansio.Event) {
 		}
 		return
 	}
-	n := cons.Queue.push(ev.Message)
+	n := cons.Deliveries.push(ev.Message)
 	if n > max(l.c.cfg.ConsumerBuffer, cons.prefetch) && !cons.overflowed {
 		// Ending the consumer keeps what it holds and what is still in
 		// flight until cancel-ok: nothing is dropped.
@@ -453,11 +453,11 @@ func (l *loop) channelClosed(ev sansio.Event) {
 		err = sansio.ErrChannelClosed
 	}
 	for tag, cons := range st.consumers {
-		cons.Queue.Close(err)
+		cons.Deliveries.Close(err)
 		delete(st.consumers, tag)
 	}
-	st.ch.cancel(err)                      // from now on Publish refuses, also at the gate
-	st.pending.drain(func(p *Publishing) { // the core failed them already; a safety net
+	st.ch.cancel(err)                   // from now on Publish refuses, also at the gate
+	st.pending.drain(func(p *Outcome) { // the core failed them already; a safety net
 		st.ch.settle(p, sansio.ConfirmFailed, err)
 	})
 	// Publishes already handed over for this channel must fail while

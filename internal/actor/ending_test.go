@@ -139,8 +139,8 @@ func TestCancelOfAnEndedConsumerLeavesItsTagAlone(t *testing.T) {
 	require.NoError(t, err)
 	first, err := ch.Consume(ctx, &sansio.BasicConsume{Queue: "q", ConsumerTag: "t"})
 	require.NoError(t, err)
-	<-first.Queue.Signal()
-	_, closed, err := first.Queue.Take(nil)
+	<-first.Deliveries.Signal()
+	_, closed, err := first.Deliveries.Take(nil)
 	require.True(t, closed)
 	require.ErrorIs(t, err, ErrCancelledByBroker)
 
@@ -149,7 +149,7 @@ func TestCancelOfAnEndedConsumerLeavesItsTagAlone(t *testing.T) {
 	require.NoError(t, first.Cancel(ctx))
 	require.NoError(t, ch.Call(ctx, &sansio.BasicQos{PrefetchCount: 1}).Err)
 	require.Zero(t, <-cancels, "the stale Cancel sent basic.cancel")
-	_, closed, _ = second.Queue.Take(nil)
+	_, closed, _ = second.Deliveries.Take(nil)
 	require.False(t, closed)
 }
 
@@ -306,7 +306,7 @@ func TestLaterQosDoesNotLowerAStartedConsumersBound(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, ch.Call(ctx, &sansio.BasicQos{PrefetchCount: 5}).Err)
 	require.False(t, <-delivered, "the consumer was cancelled as overflowed") // nothing read meanwhile
-	items, closed, _ := cons.Queue.Take(nil)
+	items, closed, _ := cons.Deliveries.Take(nil)
 	require.False(t, closed)
 	require.Len(t, items, 50)
 }

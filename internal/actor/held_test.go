@@ -92,7 +92,7 @@ func TestOutcomesSeeEveryAcceptedPublishWhenTheChannelEnds(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for {
-					p := &Publishing{}
+					p := &Outcome{}
 					if err := ch.Publish(ctx, &sansio.BasicPublish{RoutingKey: "q"}, &sansio.Properties{}, []byte("x"), p); err != nil {
 						return
 					}

@@ -15,8 +15,8 @@ type waiter struct {
 	reason    error // why the loop itself cancelled a consumer
 }
 
-// chanState is the loop's view of one channel.
-type chanState struct {
+// loopChannel is the loop's view of one channel.
+type loopChannel struct {
 	ch        *Channel
 	consumers map[string]*Consumer
 	prefetch  uint16
@@ -29,7 +29,7 @@ type loop struct {
 	core *sansio.Conn
 
 	waiters  map[uint64]*waiter
-	channels map[uint16]*chanState
+	channels map[uint16]*loopChannel
 	ending   map[*Channel]error // ended channels whose Outcomes wait for late publishes
 	inbuf    []byte
 	finished bool
@@ -82,7 +82,7 @@ func newLoop(c *Conn) *loop {
 		c:        c,
 		core:     sansio.NewConn(c.cfg.Core),
 		waiters:  make(map[uint64]*waiter),
-		channels: make(map[uint16]*chanState),
+		channels: make(map[uint16]*loopChannel),
 		ending:   make(map[*Channel]error),
 		readCh:   make(chan []byte),
 		readErr:  make(chan error, 1),

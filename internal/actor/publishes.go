@@ -5,7 +5,7 @@ package actor
 // order, so settling advances head; the array is reused, not reallocated,
 // once everything is settled.
 type publishes struct {
-	items []*Publishing
+	items []*Outcome
 	head  int
 	base  uint64
 }
@@ -14,7 +14,7 @@ func (p *publishes) len() int { return len(p.items) - p.head }
 
 // add records pub (nil for a publish nobody waits on) as number seq, which
 // must follow the last one added.
-func (p *publishes) add(seq uint64, pub *Publishing) {
+func (p *publishes) add(seq uint64, pub *Outcome) {
 	switch {
 	case p.len() == 0:
 		p.items, p.head, p.base = p.items[:0], 0, seq
@@ -28,7 +28,7 @@ func (p *publishes) add(seq uint64, pub *Publishing) {
 }
 
 // take removes and returns number seq, or nil.
-func (p *publishes) take(seq uint64) *Publishing {
+func (p *publishes) take(seq uint64) *Outcome {
 	i := seq - p.base
 	if seq < p.base || i >= uint64(p.len()) {
 		return nil
@@ -43,7 +43,7 @@ func (p *publishes) take(seq uint64) *Publishing {
 }
 
 // get returns number seq without removing it, or nil.
-func (p *publishes) get(seq uint64) *Publishing {
+func (p *publishes) get(seq uint64) *Outcome {
 	i := seq - p.base
 	if seq < p.base || i >= uint64(p.len()) {
 		return nil
@@ -52,7 +52,7 @@ func (p *publishes) get(seq uint64) *Publishing {
 }
 
 // each calls f for every publish still waiting, and forgets them all.
-func (p *publishes) drain(f func(*Publishing)) {
+func (p *publishes) drain(f func(*Outcome)) {
 	for _, pub := range p.items[p.head:] {
 		if pub != nil {
 			f(pub)

@@ -9,14 +9,14 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func (p *Publishing) hasWaiter() bool {
+func (p *Outcome) hasWaiter() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.waiter != nil
 }
 
-func TestPublishingWaitersAllSeeTheOutcome(t *testing.T) {
-	var p Publishing
+func TestOutcomeWaitersAllSeeTheOutcome(t *testing.T) {
+	var p Outcome
 	ctx := context.Background()
 	settled := make(chan bool, 3)
 	for range 3 {
@@ -32,15 +32,15 @@ func TestPublishingWaitersAllSeeTheOutcome(t *testing.T) {
 		require.True(t, <-settled)
 	}
 	require.True(t, p.Wait(ctx))
-	require.Equal(t, sansio.ConfirmAck, p.Outcome)
+	require.Equal(t, sansio.ConfirmAck, p.Confirm)
 	<-p.Done() // closed, also when asked after the outcome
 }
 
 // A Wait whose context ends as the outcome arrives reports one or the
 // other truthfully, and leaves its pooled channel empty.
-func TestPublishingWaitRacingSettleAndCancel(t *testing.T) {
+func TestOutcomeWaitRacingSettleAndCancel(t *testing.T) {
 	for range 1000 {
-		var p Publishing
+		var p Outcome
 		ctx, cancel := context.WithCancel(context.Background())
 		start := make(chan struct{})
 		go func() {
@@ -66,8 +66,8 @@ func TestPublishingWaitRacingSettleAndCancel(t *testing.T) {
 	}
 }
 
-func TestPublishingWaitDoesNotAllocate(t *testing.T) {
-	ps := make(chan *Publishing)
+func TestOutcomeWaitDoesNotAllocate(t *testing.T) {
+	ps := make(chan *Outcome)
 	go func() {
 		for p := range ps {
 			for !p.hasWaiter() {
@@ -77,7 +77,7 @@ func TestPublishingWaitDoesNotAllocate(t *testing.T) {
 		}
 	}()
 	defer close(ps)
-	all := make([]Publishing, 101) // AllocsPerRun runs once more to warm up
+	all := make([]Outcome, 101) // AllocsPerRun runs once more to warm up
 	next := 0
 	ctx := context.Background()
 	allocs := testing.AllocsPerRun(100, func() {
