@@ -324,33 +324,7 @@ func (c *Conn) Blocked() <-chan Blocking {
 		c.blocked = make(chan Blocking, 4)
 		// forward is owned by the Conn; it exits when the connection ends
 		// and the notifications are delivered, or when Close is called.
-		go forward(c.a.Blockings, c.blocked, c.a.Closing(), func(b actor.Blocking) Blocking { return Blocking(b) })
+		go forwardAndClose(c.a.Blockings, c.blocked, func(b *actor.Blocking) Blocking { return Blocking(*b) }, c.a.Closing())
 	})
 	return c.blocked
-}
-
-// forward moves values from q to out, converted by conv, until q is closed
-// and drained, or stop closes; then it closes out.
-func forward[T, U any](q *actor.Mailbox[T], out chan<- U, stop <-chan struct{}, conv func(T) U) error {
-	defer close(out)
-	var spare []T
-	for {
-		select {
-		case <-q.Signal():
-		case <-stop:
-			return nil
-		}
-		items, closed, err := q.Take(spare)
-		for _, v := range items {
-			select {
-			case out <- conv(v):
-			case <-stop:
-				return err
-			}
-		}
-		spare = items
-		if closed {
-			return err
-		}
-	}
 }

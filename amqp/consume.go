@@ -150,7 +150,13 @@ func (c *Consumer) run() {
 	if !c.a.NoAck {
 		abandon = c.ch.a.Context().Done()
 	}
-	err := c.forward(q, stop, abandon)
+	err := forward(q, c.deliveries, c.delivery, stop, abandon)
+	switch {
+	case errors.Is(err, errForwardStopped):
+		err = c.closeCause()
+	case errors.Is(err, errForwardAbandoned):
+		err = context.Cause(c.ch.a.Context())
+	}
 	if c.stopCancel != nil {
 		c.stopCancel()
 	}
@@ -160,34 +166,6 @@ func (c *Consumer) run() {
 	c.mu.Unlock()
 	close(c.deliveries)
 	close(c.done)
-}
-
-func (c *Consumer) forward(q *actor.Mailbox[sansio.Message], stop, abandon <-chan struct{}) error {
-	var spare []sansio.Message
-	for {
-		items, closed, err := q.Take(spare)
-		for i := range items {
-			select {
-			case c.deliveries <- newDelivery(c.ch, &items[i]):
-			case <-abandon:
-				return context.Cause(c.ch.a.Context())
-			case <-stop:
-				return c.closeCause()
-			}
-		}
-		spare = items
-		if len(items) > 0 {
-			continue // take again at once: an empty Take re-enables the direct path
-		}
-		if closed {
-			return err
-		}
-		select {
-		case <-q.Signal():
-		case <-stop:
-			return c.closeCause()
-		}
-	}
 }
 
 // closeCause is why the connection ended, once Close was called: its
@@ -200,7 +178,9 @@ func (c *Consumer) closeCause() error {
 	return ErrConnectionClosed
 }
 
-// offer is the queue's direct path: the loop hands a delivery straight to
+func (c *Consumer) delivery(m *sansio.Message) Delivery { return newDelivery(c.ch, m) }
+
+// offer is the mailbox's direct path: the loop hands a delivery straight to
 // Deliveries when it has room, without waking the forwarding goroutine.
 func (c *Consumer) offer(m sansio.Message) bool {
 	select {

@@ -218,9 +218,9 @@ func (ch *Channel) Confirmations() <-chan *Confirmation {
 		// forward is owned by the channel; it exits when the channel has
 		// ended and every outcome was delivered, or when the connection
 		// was closed.
-		go forward(ch.a.Outcomes, ch.confirms, ch.conn.a.Closing(), func(p *actor.Outcome) *Confirmation {
-			return p.Owner.(*Confirmation)
-		})
+		go forwardAndClose(ch.a.Outcomes, ch.confirms, func(o **actor.Outcome) *Confirmation {
+			return (*o).Owner.(*Confirmation)
+		}, ch.conn.a.Closing())
 	})
 	return ch.confirms
 }
@@ -233,7 +233,7 @@ func (ch *Channel) Returns() <-chan Return {
 		ch.returns = make(chan Return, 16)
 		ch.a.EnableReturns()
 		// forward is owned by the channel, as for Confirmations.
-		go forward(ch.a.Returns, ch.returns, ch.conn.a.Closing(), func(m sansio.Message) Return { return newReturn(&m) })
+		go forwardAndClose(ch.a.Returns, ch.returns, newReturn, ch.conn.a.Closing())
 	})
 	return ch.returns
 }
