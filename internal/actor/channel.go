@@ -278,7 +278,7 @@ func (ch *Channel) Publish(ctx context.Context, m *sansio.BasicPublish, props *s
 		}
 		return context.Cause(ctx)
 	}
-	req := request{kind: reqPublish, ch: ch, frames: frames, pub: pub, pubM: *m, size: len(body), weight: weight}
+	req := publishReq{ch: ch, frames: frames, out: pub, m: *m, size: len(body), weight: weight}
 	if err := c.handOver(ctx, ch, req); err != nil {
 		c.queued.release(weight)
 		c.putFrames(frames)
@@ -297,7 +297,7 @@ func (c *Conn) outcomesDone(ch *Channel) {
 }
 
 // handOver gives a publish to the loop.
-func (c *Conn) handOver(ctx context.Context, ch *Channel, req request) error {
+func (c *Conn) handOver(ctx context.Context, ch *Channel, req publishReq) error {
 	// A publish that checked the channel before it ended can still land in
 	// c.pubs after the loop failed those queued: the loop then keeps the
 	// channel's Outcomes open until the last such publisher has left, who

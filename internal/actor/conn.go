@@ -60,8 +60,8 @@ type Conn struct {
 	log *slog.Logger
 	nc  net.Conn
 
-	reqs chan request // calls from any goroutine; always served, in order
-	pubs chan request // publishes; served while outgoing bytes are under the bound
+	reqs chan request    // calls from any goroutine; always served, in order
+	pubs chan publishReq // publishes; served while outgoing bytes are under the bound
 
 	// Set once the handshake is done, read-only afterwards.
 	tuning      sansio.Tuning
@@ -112,13 +112,13 @@ type Result struct {
 	Err     error
 }
 
+// reqKind says what a request asks the loop to do.
 type reqKind uint8
 
 const (
-	reqCall reqKind = iota
+	reqCall reqKind = iota // send m on ch; wait for its reply when it expects one
 	reqOpenChannel
 	reqCloseChannel
-	reqPublish
 	reqConsume
 	reqCancelConsumer
 	reqCloseConn
@@ -127,20 +127,25 @@ const (
 	reqOutcomesDone // the last publisher racing a channel's end has left
 )
 
+// request is a call into the loop other than a publish, sent on c.reqs.
 type request struct {
-	kind   reqKind
+	kind  reqKind
+	ch    *Channel      // nil for the connection's requests
+	m     sansio.Method // the method to send, if any
+	cons  *Consumer     // reqConsume, reqCancelConsumer
+	reply chan Result   // capacity 1; nil when nobody waits
+	token uint64        // matches the broker's reply, and an abandon
+}
+
+// publishReq is a publish handed to the loop on c.pubs: frames encoded by
+// the publisher from m and a body of size bytes.
+type publishReq struct {
 	ch     *Channel
-	m      sansio.Method
 	frames *[]byte
-	pub    *Outcome
-	pubM   sansio.BasicPublish
+	out    *Outcome // nil: nobody waits for the outcome
+	m      sansio.BasicPublish
 	size   int
 	weight int64 // of c.queued, held until the loop takes the publish
-	cons   *Consumer
-	secret []byte
-	reason string
-	reply  chan Result
-	token  uint64
 }
 
 // Dial runs the handshake over nc and returns the open connection. nc is
@@ -162,7 +167,7 @@ func Dial(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error) {
 		log:       log,
 		nc:        nc,
 		reqs:      make(chan request, 64),
-		pubs:      make(chan request, 256),
+		pubs:      make(chan publishReq, 256),
 		connected: make(chan struct{}),
 		closing:   make(chan struct{}),
 		done:      make(chan struct{}),
@@ -348,7 +353,7 @@ func (c *Conn) OpenChannel(ctx context.Context) (*Channel, error) {
 
 // UpdateSecret sends connection.update-secret and waits for the broker.
 func (c *Conn) UpdateSecret(ctx context.Context, secret []byte, reason string) error {
-	return c.call(ctx, request{kind: reqUpdateSecret, secret: secret, reason: reason}).Err
+	return c.call(ctx, request{kind: reqUpdateSecret, m: &sansio.ConnectionUpdateSecret{NewSecret: secret, Reason: reason}}).Err
 }
 
 // Publish buffers come from two pools, so that a large message neither

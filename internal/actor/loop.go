@@ -124,7 +124,7 @@ func (l *loop) run() {
 // step waits for one thing to happen and handles it.
 func (l *loop) step() {
 	c := l.c
-	var pubs chan request
+	var pubs chan publishReq
 	if l.core.IsOpen() && l.outgoing() < c.cfg.MaxOutgoing {
 		pubs = c.pubs
 	}
@@ -394,9 +394,9 @@ func (l *loop) drainRequests(err error) {
 				req.reply <- Result{Err: err}
 			}
 		case req := <-l.c.pubs:
-			req.ch.settle(req.pub, sansio.ConfirmFailed, err)
-			l.c.putFrames(req.frames)
 			l.c.queued.release(req.weight)
+			l.c.putFrames(req.frames)
+			req.ch.settle(req.out, sansio.ConfirmFailed, err)
 		default:
 			return
 		}

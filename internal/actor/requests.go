@@ -1,0 +1,226 @@
+package actor
+
+import (
+	"errors"
+
+	"github.com/amqproto/amqproto/internal/sansio"
+)
+
+// handle starts what a caller asked for.
+func (l *loop) handle(req request) {
+	switch req.kind {
+	case reqCall:
+		l.call(req)
+	case reqOpenChannel:
+		l.openChannel(req)
+	case reqCloseChannel:
+		l.closeChannel(req)
+	case reqConsume:
+		l.consume(req)
+	case reqCancelConsumer:
+		l.cancel(req)
+	case reqCloseConn:
+		l.closeConn()
+	case reqAbandon:
+		l.abandon(req)
+	case reqUpdateSecret:
+		l.start(req, 0, req.m)
+	case reqOutcomesDone:
+		l.endOutcomes(req.ch)
+	}
+}
+
+// channelOf returns the loop's state of req's channel, or fails req when
+// the channel has ended.
+func (l *loop) channelOf(req request) (*loopChannel, bool) {
+	st := l.channels[req.ch.id]
+	if st == nil || st.ch != req.ch {
+		l.reply(&waiter{req: req}, Result{Err: req.ch.errOrClosed()})
+		return nil, false
+	}
+	return st, true
+}
+
+// call sends req's method on its channel. One that waits for a reply goes
+// out after the publishes handed over before it (see publishesFirst).
+func (l *loop) call(req request) {
+	if sansio.ExpectsReply(req.m) {
+		l.publishesFirst()
+	}
+	if _, ok := l.channelOf(req); ok {
+		l.start(req, req.ch.id, req.m)
+	}
+}
+
+func (l *loop) openChannel(req request) {
+	id, err := l.core.OpenChannel(req.token)
+	if err != nil {
+		req.reply <- Result{Err: err}
+		return
+	}
+	l.channels[id] = &loopChannel{ch: newChannel(l.c, id), consumers: make(map[string]*Consumer)}
+	l.waiters[req.token] = &waiter{req: req}
+}
+
+func (l *loop) closeChannel(req request) {
+	l.publishesFirst()
+	if _, ok := l.channelOf(req); !ok {
+		return
+	}
+	if err := l.core.CloseChannel(req.ch.id, req.token); err != nil {
+		l.reply(&waiter{req: req}, Result{Err: err})
+		return
+	}
+	l.waiters[req.token] = &waiter{req: req}
+}
+
+func (l *loop) consume(req request) {
+	st, ok := l.channelOf(req)
+	if !ok {
+		return
+	}
+	if _, dup := st.consumers[req.cons.Tag]; dup {
+		l.reply(&waiter{req: req}, Result{Err: errDuplicateTag(req.cons.Tag)})
+		return
+	}
+	// Registered before the broker answers: deliveries may follow
+	// consume-ok in the same read. A later basic.qos does not change the
+	// prefetch of a consumer already started.
+	req.cons.prefetch = int(st.prefetch)
+	st.consumers[req.cons.Tag] = req.cons
+	l.start(req, req.ch.id, req.m)
+}
+
+func (l *loop) cancel(req request) {
+	st, ok := l.channelOf(req)
+	if !ok {
+		return
+	}
+	if st.consumers[req.cons.Tag] != req.cons {
+		// It ended already (cancelled, overflowed, or by the broker): a
+		// basic.cancel now would name whichever consumer took the tag
+		// since.
+		l.reply(&waiter{req: req}, Result{})
+		return
+	}
+	l.start(req, req.ch.id, req.m)
+}
+
+func (l *loop) closeConn() {
+	l.publishesFirst()
+	l.core.Close(sansio.ReplySuccess, "closed by the client")
+}
+
+// start sends req's method; a reply, if one is expected, is matched by the
+// request's token.
+func (l *loop) start(req request, id uint16, m sansio.Method) {
+	if err := l.core.Call(id, req.token, m); err != nil {
+		l.failRequest(&waiter{req: req}, err)
+		return
+	}
+	if !sansio.ExpectsReply(m) {
+		if _, ok := m.(*sansio.ConfirmSelect); ok {
+			req.ch.confirm.Store(true) // no-wait: in confirm mode from now on
+		}
+		l.reply(&waiter{req: req}, Result{})
+		return
+	}
+	l.waiters[req.token] = &waiter{req: req}
+}
+
+func (l *loop) publish(req publishReq) {
+	l.c.queued.release(req.weight) // held until the loop takes the publish
+	st := l.channels[req.ch.id]
+	if st == nil || st.ch != req.ch {
+		// Its channel ended after Publish handed it over; the number may
+		// already belong to a new channel, which must not send it.
+		l.c.putFrames(req.frames)
+		req.ch.settle(req.out, sansio.ConfirmFailed, req.ch.errOrClosed())
+		return
+	}
+	var seq uint64
+	var err error
+	if frames := *req.frames; len(frames) >= zeroCopyMin && !l.core.MustQueue(req.ch.id) {
+		seq, err = l.core.PublishFrames(req.ch.id, &req.m, req.size, frames)
+		if err == nil {
+			l.queueFrames(req.frames) // returned to the pool once written
+		} else {
+			l.c.putFrames(req.frames)
+		}
+	} else {
+		seq, err = l.core.PublishEncoded(req.ch.id, &req.m, req.size, frames)
+		l.c.putFrames(req.frames)
+	}
+	if err != nil {
+		req.ch.settle(req.out, sansio.ConfirmFailed, err)
+		return
+	}
+	if seq == 0 {
+		// Not in confirm mode: the outcome is only that it was written.
+		req.ch.settle(req.out, sansio.ConfirmAck, nil)
+		return
+	}
+	if req.out != nil {
+		req.out.Seq = seq
+	}
+	st.pending.add(seq, req.out)
+}
+
+// publishesFirst takes the publishes already handed over, so that a close
+// or a synchronous method asked for after Publish returned goes out after
+// it: a close does not discard it, a tx.commit covers it. c.pubs and c.reqs
+// are separate channels and select picks between them at random, so
+// without this the later request could overtake. The frames are already
+// encoded and in memory, so MaxOutgoing is not checked; only what was
+// queued when the request came is taken.
+func (l *loop) publishesFirst() {
+	for n := len(l.c.pubs); n > 0; n-- {
+		select {
+		case req := <-l.c.pubs:
+			l.publish(req)
+		default:
+			return
+		}
+	}
+}
+
+// abandon handles a caller that stopped waiting for the request with the
+// same token, which came before on the same channel, so it was handled
+// already. A request still queued in the core is withdrawn; the reply to
+// one on the wire will be dropped when it comes. The caller learns which:
+// errAbandoned, or nil when the reply was sent already and waits in its
+// channel.
+func (l *loop) abandon(req request) {
+	w, ok := l.waiters[req.token]
+	if !ok {
+		req.reply <- Result{} // answered already
+		return
+	}
+	if req.ch != nil && l.core.CancelRequest(req.ch.id, req.token) {
+		delete(l.waiters, req.token)
+		if w.req.kind == reqConsume {
+			delete(l.channels[req.ch.id].consumers, w.req.cons.Tag)
+		}
+	} else {
+		w.abandoned = true
+	}
+	req.reply <- Result{Err: errAbandoned}
+}
+
+var errAbandoned = errors.New("abandoned")
+
+func (l *loop) reply(w *waiter, r Result) {
+	if w.req.reply != nil && !w.abandoned {
+		w.req.reply <- r // capacity 1, one reply per request: never blocks
+	}
+}
+
+func (l *loop) failRequest(w *waiter, err error) {
+	if w.req.kind == reqConsume {
+		if st := l.channels[w.req.ch.id]; st != nil {
+			delete(st.consumers, w.req.cons.Tag)
+		}
+		w.req.cons.Deliveries.Close(err)
+	}
+	l.reply(w, Result{Err: err})
+}
