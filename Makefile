@@ -16,7 +16,7 @@ ifdef CI
 export CI
 endif
 
-.PHONY: all broker broker-down broker-status cluster cluster-down cluster-status test demo bench fmt vet staticcheck
+.PHONY: all broker broker-down broker-status cluster cluster-down cluster-status test stress demo bench fmt vet staticcheck
 
 all: vet test
 
@@ -50,6 +50,13 @@ test: staticcheck broker
 	@set -e; eval "$$($(RABBITMQ) env)"; eval "$$($(RABBITMQ) cluster-env)"; \
 	echo "$(GO) test -race -count=1 -p 1 -timeout 15m ./... (AMQP_URL=$$AMQP_URL AMQP_CLUSTER_URLS=$$AMQP_CLUSTER_URLS CI=$${CI:-})"; \
 	$(GO) test -race -count=1 -p 1 -timeout 15m ./...
+
+# stress runs the tests of the race between a publish and its channel's end
+# for 1,000 rounds under the race detector (200 in make test). It needs no
+# broker and takes a few minutes.
+STRESS_TESTS := TestOutcomesSeeEveryAcceptedPublishWhenTheChannelEnds
+stress:
+	$(GO) test -race -count=1 -timeout 60m -run '^($(STRESS_TESTS))$$' ./internal/actor -args -stress-rounds=1000
 
 demo: broker
 	@set -e; eval "$$($(RABBITMQ) env)"; \

@@ -28,12 +28,15 @@ type Channel struct {
 	Outcomes   *Mailbox[*Outcome]
 	Returns    *Mailbox[sansio.Message]
 	outcomesOn atomic.Bool
-	handing    atomic.Int32 // publishers inside handOver
-	// outcomesWait is set by the loop while it keeps Outcomes open for a
-	// publisher inside handOver; the last one to leave clears it and
-	// tells the loop.
-	outcomesWait atomic.Bool
-	returnsOn    atomic.Bool
+	returnsOn  atomic.Bool
+
+	// pubMu settles a publish racing the channel's end. A publisher hands
+	// a publish to the loop holding the read lock, after checking
+	// pubsClosed; the ending loop sets pubsClosed under the write lock
+	// (see loop.stopPublishes). Every publish accepted is then in c.pubs,
+	// where the loop fails it before it closes Outcomes.
+	pubMu      sync.RWMutex
+	pubsClosed bool
 }
 
 func newChannel(c *Conn, id uint16) *Channel {
@@ -287,31 +290,12 @@ func (ch *Channel) Publish(ctx context.Context, m *sansio.BasicPublish, props *s
 	return nil
 }
 
-// outcomesDone asks the loop to fail what was handed over for ch after it
-// ended and to close its Outcomes, unless the connection is gone.
-func (c *Conn) outcomesDone(ch *Channel) {
-	select {
-	case c.reqs <- request{kind: reqOutcomesDone, ch: ch}:
-	case <-c.done:
-	}
-}
-
-// handOver gives a publish to the loop.
+// handOver gives a publish to the loop, unless the channel has ended.
 func (c *Conn) handOver(ctx context.Context, ch *Channel, req publishReq) error {
-	// A publish that checked the channel before it ended can still land in
-	// c.pubs after the loop failed those queued: the loop then keeps the
-	// channel's Outcomes open until the last such publisher has left, who
-	// tells it (see loop.channelClosed).
-	ch.handing.Add(1)
-	defer func() {
-		if ch.handing.Add(-1) == 0 && ch.outcomesWait.CompareAndSwap(true, false) {
-			c.outcomesDone(ch)
-		}
-	}()
-	c.pubMu.RLock()
-	defer c.pubMu.RUnlock()
-	if c.pubsClosed {
-		return c.closedErr()
+	ch.pubMu.RLock()
+	defer ch.pubMu.RUnlock()
+	if ch.pubsClosed {
+		return ch.errOrClosed()
 	}
 	if err := ch.Err(); err != nil {
 		return err // the select below would pick at random
@@ -321,7 +305,7 @@ func (c *Conn) handOver(ctx context.Context, ch *Channel, req publishReq) error 
 		return nil
 	case <-ctx.Done():
 		return context.Cause(ctx)
-	case <-ch.ctx.Done():
+	case <-ch.ctx.Done(): // lets the ending loop take the write lock
 		return ch.Err()
 	}
 }
@@ -336,7 +320,7 @@ type Consumer struct {
 	Deliveries *Mailbox[sansio.Message]
 	ch         *Channel
 
-	// Loop-owned.
+	// Owned by the loop.
 	overflowed bool
 	abandoned  bool // its Consume call gave up: deliveries go back to the queue
 	prefetch   int  // the channel's prefetch count when it started

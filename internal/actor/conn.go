@@ -1,10 +1,3 @@
-// Package actor runs a sansio.Conn over a net.Conn. One goroutine, the
-// loop, owns the state machine; a reader and a writer goroutine only move
-// bytes. The loop makes a write itself when the socket takes it without
-// waiting (see tryWriter), and hands the writer whatever the socket would
-// make it wait for. Callers talk to the loop through channels and never
-// share its state; the loop never blocks on a caller, a consumer or the
-// socket.
 package actor
 
 import (
@@ -63,7 +56,7 @@ type Conn struct {
 	reqs chan request    // calls from any goroutine; always served, in order
 	pubs chan publishReq // publishes; served while outgoing bytes are under the bound
 
-	// Set once the handshake is done, read-only afterwards.
+	// Written by the loop before connected closes, read-only afterwards.
 	tuning      sansio.Tuning
 	serverProps sansio.Table
 	connected   chan struct{}
@@ -88,11 +81,7 @@ type Conn struct {
 	// queued bounds the bytes of publishes handed to the loop but not yet
 	// in the core's outgoing buffer; the loop bounds the rest by not taking
 	// publishes while that buffer is full.
-	queued *budget
-	// pubMu guards handing publishes to c.pubs against the loop's final
-	// drain: publishers take the read lock, the ending loop the write lock.
-	pubMu          sync.RWMutex
-	pubsClosed     bool
+	queued         *budget
 	framePool      sync.Pool
 	largeFramePool sync.Pool
 }
@@ -124,7 +113,6 @@ const (
 	reqCloseConn
 	reqAbandon // the caller of the request with this token gave up
 	reqUpdateSecret
-	reqOutcomesDone // the last publisher racing a channel's end has left
 )
 
 // request is a call into the loop other than a publish, sent on c.reqs.

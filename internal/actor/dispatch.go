@@ -19,6 +19,7 @@ func (l *loop) dispatch() {
 }
 
 func (l *loop) event(ev sansio.Event) {
+	l.owner.check()
 	switch ev.Kind {
 	case sansio.EventConnected:
 		l.c.tuning = l.core.Tuning()
@@ -218,27 +219,6 @@ func (l *loop) confirmed(ev sansio.Event) {
 	st.ch.settle(p, ev.Confirm, ev.Err)
 }
 
-// endOutcomes closes the Outcomes and Returns of ch, which has ended, once
-// no publisher is handing a publish over for it.
-func (l *loop) endOutcomes(ch *Channel) {
-	err, ok := l.ending[ch]
-	if !ok {
-		return
-	}
-	// Set before looking: a publisher leaving after the look sees it.
-	ch.outcomesWait.Store(true)
-	if ch.handing.Load() != 0 {
-		return
-	}
-	ch.outcomesWait.Store(false)
-	// No publisher is between its check of the channel and its send any
-	// more: what they sent is in c.pubs now, and fails here.
-	l.publishesFirst()
-	delete(l.ending, ch)
-	ch.Outcomes.Close(err)
-	ch.Returns.Close(err)
-}
-
 func (l *loop) flow(ev sansio.Event) {
 	st := l.channels[ev.Channel]
 	if st == nil {
@@ -268,25 +248,42 @@ func (l *loop) channelClosed(ev sansio.Event) {
 	if st == nil {
 		return
 	}
-	delete(l.channels, ev.Channel)
 	err := ev.Err
 	if err == nil {
 		err = sansio.ErrChannelClosed
 	}
+	l.endChannel(st, err)
+}
+
+// endChannel ends a channel for its callers, consumers and publishers, in
+// this order: Publish refuses from the cancel on; stopPublishes makes sure
+// no publish is still on its way; publishesFirst fails those handed over,
+// while Outcomes can still report them; then Outcomes and Returns close.
+func (l *loop) endChannel(st *loopChannel, err error) {
+	l.owner.check()
+	delete(l.channels, st.ch.id)
 	for tag, cons := range st.consumers {
 		cons.Deliveries.Close(err)
 		delete(st.consumers, tag)
 	}
-	st.ch.cancel(err)                   // from now on Publish refuses, also at the gate
+	st.ch.cancel(err)
 	st.pending.drain(func(p *Outcome) { // the core failed them already; a safety net
 		st.ch.settle(p, sansio.ConfirmFailed, err)
 	})
-	// Publishes already handed over for this channel must fail while
-	// Confirmations can still report them: endOutcomes takes them first.
-	// One that checked the channel before it ended may still come: then
-	// the Outcomes stay open until its publisher has left handOver and
-	// says so (reqOutcomesDone).
-	l.ending[st.ch] = err
-	l.endOutcomes(st.ch)
+	l.stopPublishes(st.ch)
+	l.publishesFirst()
+	st.ch.Outcomes.Close(err)
+	st.ch.Returns.Close(err)
 	st.ch.flow.open()
+}
+
+// stopPublishes waits for the publishers inside handOver for ch to leave
+// and keeps any other from entering: once it returns, every publish
+// accepted for ch is in c.pubs. ch's context must be cancelled first: it
+// wakes the publishers waiting for room in c.pubs. They hold the lock only
+// while they check and send, so the loop waits briefly.
+func (l *loop) stopPublishes(ch *Channel) {
+	ch.pubMu.Lock()
+	ch.pubsClosed = true
+	ch.pubMu.Unlock()
 }

@@ -2,6 +2,7 @@ package actor
 
 import (
 	"context"
+	"flag"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -47,11 +48,15 @@ func TestPublishesHeldBehindNoWaitMethodsCountAgainstMaxOutgoing(t *testing.T) {
 	require.Less(t, accepted, 64, "all 64 MiB of publishes were accepted while nothing was written")
 }
 
+// stressRounds sets the rounds of the stress tests; make stress runs more.
+var stressRounds = flag.Int("stress-rounds", 200, "rounds of the publish-versus-end stress tests")
+
 // Every publish that Publish accepted reaches Outcomes before they close,
 // also when the channel ends under busy publishers (a stress test: the race
 // it guards needs many rounds to show).
 func TestOutcomesSeeEveryAcceptedPublishWhenTheChannelEnds(t *testing.T) {
-	const rounds, publishers, perChannel = 200, 8, 40
+	const publishers, perChannel = 8, 40
+	rounds := *stressRounds
 	c, _ := pipeConn(t, Config{}, func(b *fakebroker.Broker) {
 		b.Handshake(0)
 		counts := map[uint16]int{}

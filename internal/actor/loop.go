@@ -15,7 +15,7 @@ type waiter struct {
 	reason    error // why the loop itself cancelled a consumer
 }
 
-// loopChannel is the loop's view of one channel.
+// loopChannel is the loop's view of one channel, owned by the loop.
 type loopChannel struct {
 	ch        *Channel
 	consumers map[string]*Consumer
@@ -23,14 +23,16 @@ type loopChannel struct {
 	pending   publishes // awaiting a confirm
 }
 
-// loop is the state owned by the loop goroutine. Nothing else touches it.
+// loop is the state owned by the loop goroutine. Nothing else touches it;
+// the functions other goroutines could be tempted to call check so (in
+// race-enabled builds).
 type loop struct {
-	c    *Conn
-	core *sansio.Conn
+	owner owner
+	c     *Conn
+	core  *sansio.Conn
 
 	waiters  map[uint64]*waiter
 	channels map[uint16]*loopChannel
-	ending   map[*Channel]error // ended channels whose Outcomes wait for late publishes
 	inbuf    []byte
 	finished bool
 	cause    error
@@ -83,7 +85,6 @@ func newLoop(c *Conn) *loop {
 		core:     sansio.NewConn(c.cfg.Core),
 		waiters:  make(map[uint64]*waiter),
 		channels: make(map[uint16]*loopChannel),
-		ending:   make(map[*Channel]error),
 		readCh:   make(chan []byte),
 		readErr:  make(chan error, 1),
 		freeBufs: make(chan []byte, 4),
@@ -96,6 +97,7 @@ func newLoop(c *Conn) *loop {
 }
 
 func (l *loop) run() {
+	l.owner.claim()
 	// The reader and writer goroutines are owned by the loop. The reader
 	// exits when a read fails (the loop closes the socket to make it) or
 	// l.stop closes; the writer exits when l.writeCh closes. The loop waits
@@ -335,6 +337,7 @@ func (l *loop) writer() {
 // close or close-ok) briefly, closes the socket, waits for the I/O
 // goroutines, and fails everything still waiting.
 func (l *loop) shutdown() {
+	l.owner.check()
 	c := l.c
 	deadline := now().Add(time.Second)
 	_ = c.nc.SetWriteDeadline(deadline)
@@ -370,17 +373,13 @@ func (l *loop) shutdown() {
 	c.Blockings.Close(closeErr)
 	c.err = l.cause
 	c.cancel(closeErr)
-	// Publishers hold pubMu's read lock while they hand over a publish; once
-	// pubsClosed is set under the write lock, none can land in c.pubs after
-	// the drain below.
-	c.pubMu.Lock()
-	c.pubsClosed = true
-	c.pubMu.Unlock()
-	l.drainRequests(closeErr)
-	for ch, err := range l.ending {
-		ch.Outcomes.Close(err)
-		ch.Returns.Close(err)
+	// The core ended every channel before the connection, so none is left
+	// here but by mistake; ending it still keeps Publish from handing
+	// anything over once the queued publishes are drained below.
+	for _, st := range l.channels {
+		l.endChannel(st, closeErr)
 	}
+	l.drainRequests(closeErr)
 	close(c.done)
 }
 

@@ -8,6 +8,7 @@ import (
 
 // handle starts what a caller asked for.
 func (l *loop) handle(req request) {
+	l.owner.check()
 	switch req.kind {
 	case reqCall:
 		l.call(req)
@@ -25,8 +26,6 @@ func (l *loop) handle(req request) {
 		l.abandon(req)
 	case reqUpdateSecret:
 		l.start(req, 0, req.m)
-	case reqOutcomesDone:
-		l.endOutcomes(req.ch)
 	}
 }
 
@@ -129,6 +128,7 @@ func (l *loop) start(req request, id uint16, m sansio.Method) {
 }
 
 func (l *loop) publish(req publishReq) {
+	l.owner.check()
 	l.c.queued.release(req.weight) // held until the loop takes the publish
 	st := l.channels[req.ch.id]
 	if st == nil || st.ch != req.ch {
