@@ -378,7 +378,7 @@ func TestStalePublishDoesNotGoOutOnReusedChannelNumber(t *testing.T) {
 	*frames, err = sansio.AppendPublish(*frames, old.ID(), &m, &sansio.Properties{}, []byte("x"), c.tuning.FrameMax)
 	require.NoError(t, err)
 	var p Outcome
-	c.pubs <- publishReq{ch: old, frames: frames, out: &p, m: m, size: 1}
+	c.pubs <- publishReq{ch: old, frames: frames, out: &p, m: m}
 	<-p.Done()
 	require.Equal(t, sansio.ConfirmFailed, p.Confirm)
 	require.ErrorIs(t, p.Err, sansio.ErrNotFound)

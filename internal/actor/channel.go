@@ -281,7 +281,7 @@ func (ch *Channel) Publish(ctx context.Context, m *sansio.BasicPublish, props *s
 		}
 		return context.Cause(ctx)
 	}
-	req := publishReq{ch: ch, frames: frames, out: pub, m: *m, size: len(body), weight: weight}
+	req := publishReq{ch: ch, frames: frames, out: pub, m: *m, weight: weight}
 	if err := c.handOver(ctx, ch, req); err != nil {
 		c.queued.release(weight)
 		c.putFrames(frames)

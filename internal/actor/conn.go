@@ -126,13 +126,12 @@ type request struct {
 }
 
 // publishReq is a publish handed to the loop on c.pubs: frames encoded by
-// the publisher from m and a body of size bytes.
+// the publisher from m.
 type publishReq struct {
 	ch     *Channel
 	frames *[]byte
 	out    *Outcome // nil: nobody waits for the outcome
 	m      sansio.BasicPublish
-	size   int
 	weight int64 // of c.queued, held until the loop takes the publish
 }
 

@@ -138,17 +138,11 @@ func (l *loop) publish(req publishReq) {
 		req.ch.settle(req.out, sansio.ConfirmFailed, req.ch.errOrClosed())
 		return
 	}
-	var seq uint64
-	var err error
-	if frames := *req.frames; len(frames) >= zeroCopyMin && !l.core.MustQueue(req.ch.id) {
-		seq, err = l.core.PublishFrames(req.ch.id, &req.m, req.size, frames)
-		if err == nil {
-			l.queueFrames(req.frames) // returned to the pool once written
-		} else {
-			l.c.putFrames(req.frames)
-		}
+	frames := *req.frames
+	seq, borrowed, err := l.core.Publish(req.ch.id, &req.m, frames, len(frames) >= zeroCopyMin)
+	if borrowed {
+		l.queueFrames(req.frames) // returned to the pool once written
 	} else {
-		seq, err = l.core.PublishEncoded(req.ch.id, &req.m, req.size, frames)
 		l.c.putFrames(req.frames)
 	}
 	if err != nil {

@@ -2,7 +2,6 @@ package sansio
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -229,73 +228,41 @@ func (c *Conn) CancelRequest(id uint16, token uint64) bool {
 	return false
 }
 
-// Publish sends basic.publish with its content header and body, split into
-// frames of at most frame_max bytes. In confirm mode it returns the publish's
-// sequence number, whose EventConfirm follows; otherwise 0. The body is
-// copied; the caller keeps ownership.
-func (c *Conn) Publish(id uint16, m *BasicPublish, props *Properties, body []byte) (uint64, error) {
+// Publish queues basic.publish on channel id. frames are its method,
+// content header and body frames, encoded with AppendPublish for this
+// connection's frame_max (Tuning().FrameMax), so that a driver can encode
+// outside the goroutine that owns the Conn; m is the method they were
+// encoded from. In confirm mode Publish returns the publish's sequence
+// number, whose EventConfirm follows; otherwise 0.
+//
+// The Conn copies frames into its outgoing bytes, unless borrow is set and
+// the publish can go out at once: then borrowed is true, and the driver
+// writes frames itself, after the bytes TakeOutgoing returns now and before
+// any queued later. A publish that must wait behind no-wait methods,
+// themselves waiting for an earlier request's reply, is always copied: it
+// must not overtake the exchange.declare it may need.
+func (c *Conn) Publish(id uint16, m *BasicPublish, frames []byte, borrow bool) (seq uint64, borrowed bool, err error) {
 	if err := c.publishable(id); err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	if c.MustQueue(id) {
-		frames, err := AppendPublish(nil, id, m, props, body, c.tuning.FrameMax)
-		if err != nil {
-			return 0, err
-		}
-		return c.queuePublish(id, m, len(body), frames), nil
-	}
-	out, err := AppendPublish(c.out, id, m, props, body, c.tuning.FrameMax)
+	bodySize, err := publishBodySize(frames, c.tuning.FrameMax)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	c.out = out
-	return c.published(id, m, len(body)), nil
-}
-
-// PublishEncoded is Publish for frames the caller already encoded with
-// AppendPublish, using this connection's negotiated frame_max, so that
-// encoding can happen outside the goroutine that owns the Conn. m and
-// bodySize must be those the frames were encoded from.
-func (c *Conn) PublishEncoded(id uint16, m *BasicPublish, bodySize int, frames []byte) (uint64, error) {
-	if err := c.publishable(id); err != nil {
-		return 0, err
-	}
-	if err := checkHeaderFrame(frames, c.tuning.FrameMax); err != nil {
-		return 0, err
-	}
-	if c.MustQueue(id) {
-		return c.queuePublish(id, m, bodySize, append([]byte(nil), frames...)), nil
+	switch {
+	case c.mustQueue(id):
+		return c.queuePublish(id, m, bodySize, append([]byte(nil), frames...)), false, nil
+	case borrow:
+		return c.published(id, m, bodySize), true, nil
 	}
 	c.out = append(c.out, frames...)
-	return c.published(id, m, bodySize), nil
+	return c.published(id, m, bodySize), false, nil
 }
 
-// PublishFrames is PublishEncoded for frames the driver writes itself,
-// without copying them into the outgoing buffer: it must write them after
-// the bytes TakeOutgoing returns now and before any bytes queued later. It
-// fails with ErrMustQueue when the channel holds no-wait methods waiting
-// their turn (see MustQueue): use PublishEncoded then.
-func (c *Conn) PublishFrames(id uint16, m *BasicPublish, bodySize int, frames []byte) (uint64, error) {
-	if err := c.publishable(id); err != nil {
-		return 0, err
-	}
-	if c.MustQueue(id) {
-		return 0, ErrMustQueue
-	}
-	if err := checkHeaderFrame(frames, c.tuning.FrameMax); err != nil {
-		return 0, err
-	}
-	return c.published(id, m, bodySize), nil
-}
-
-// ErrMustQueue is PublishFrames's error for a publish that has to wait its
-// turn on the channel.
-var ErrMustQueue = errors.New("amqp: the publish must wait behind queued no-wait methods")
-
-// MustQueue reports whether a publish on channel id now would wait behind
+// mustQueue reports whether a publish on channel id now would wait behind
 // no-wait methods that are themselves waiting for an earlier request's
-// reply: a publish must not overtake the exchange.declare it may need.
-func (c *Conn) MustQueue(id uint16) bool {
+// reply.
+func (c *Conn) mustQueue(id uint16) bool {
 	ch := c.channel(id)
 	if ch == nil {
 		return false
@@ -338,20 +305,21 @@ func (c *Conn) publishable(id uint16) error {
 	return nil
 }
 
-// checkHeaderFrame rejects a publish whose content header frame, which
-// follows the method frame at the start of frames, exceeds frame_max (a
-// large Headers table): the broker would close the connection with 501
-// FRAME_ERROR. Body frames are split by frame_max and the method frame is
-// bounded by its short strings.
-func checkHeaderFrame(frames []byte, frameMax uint32) error {
+// publishBodySize returns the body size announced by the content header
+// frame, which follows the method frame at the start of frames. It rejects
+// a header frame over frame_max (a large Headers table; 0: no limit): the
+// broker would close the connection with 501 FRAME_ERROR. Body frames are
+// split by frame_max and the method frame is bounded by its short strings.
+func publishBodySize(frames []byte, frameMax uint32) (int, error) {
 	_, n, err := ParseFrame(frames, 0)
-	if err != nil || n == 0 || len(frames) < n+7 {
-		return errorf(InternalError, "publish frames are malformed")
+	const header = 7 + 2 + 2 + 8 // frame header, class, weight, body size
+	if err != nil || n == 0 || len(frames) < n+header || frames[n] != FrameHeader {
+		return 0, errorf(InternalError, "publish frames are malformed")
 	}
-	if size := uint64(binary.BigEndian.Uint32(frames[n+3:])) + frameOverhead; size > uint64(frameMax) {
-		return errorf(FrameError, "content header frame of %d bytes exceeds frame_max %d", size, frameMax)
+	if size := uint64(binary.BigEndian.Uint32(frames[n+3:])) + frameOverhead; frameMax != 0 && size > uint64(frameMax) {
+		return 0, errorf(FrameError, "content header frame of %d bytes exceeds frame_max %d", size, frameMax)
 	}
-	return nil
+	return int(binary.BigEndian.Uint64(frames[n+11:])), nil
 }
 
 // published numbers a publish that was just queued on channel id.

@@ -170,7 +170,7 @@ func (c *Conn) emit(ev Event) { c.events = append(c.events, ev) }
 func (c *Conn) HasOutgoing() bool { return len(c.out) > 0 }
 
 // OutgoingLen returns the number of bytes waiting to be sent, including
-// publishes held on channels behind no-wait methods (see MustQueue).
+// publishes held on channels behind no-wait methods (see mustQueue).
 func (c *Conn) OutgoingLen() int { return len(c.out) + c.queued }
 
 // TakeOutgoing returns the bytes waiting to be sent and gives the Conn spare

@@ -77,7 +77,7 @@ func TestServerClosesChannel(t *testing.T) {
 
 	// The channel is gone; operations on it fail.
 	require.ErrorIs(t, c.Call(ch, 9, &QueueDeclare{}), ErrChannelClosed)
-	_, err = c.Publish(ch, &BasicPublish{}, nil, nil)
+	_, err = publish(c, ch, &BasicPublish{}, nil, nil)
 	require.ErrorIs(t, err, ErrChannelClosed)
 
 	// The other channel keeps working.

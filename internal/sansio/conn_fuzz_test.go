@@ -68,7 +68,7 @@ func fuzzSetup(t *testing.T) *Conn {
 		{BasicPublish{Exchange: "ex", RoutingKey: "b", Mandatory: true}, "bb"},
 		{BasicPublish{RoutingKey: "q"}, "ccc"},
 	} {
-		_, err := c.Publish(ch, &pub.m, nil, []byte(pub.body))
+		_, err := publish(c, ch, &pub.m, nil, []byte(pub.body))
 		require.NoError(t, err)
 	}
 	call(t, c, ch, 2, &QueueDeclare{Queue: "q"})
@@ -299,7 +299,7 @@ func FuzzConnOps(f *testing.F) {
 			case 4:
 				ch := chans()
 				mandatory := r.byte()
-				seq, err := c.Publish(ch, &BasicPublish{RoutingKey: string('a' + mandatory%2), Mandatory: mandatory&2 != 0},
+				seq, err := publish(c, ch, &BasicPublish{RoutingKey: string('a' + mandatory%2), Mandatory: mandatory&2 != 0},
 					nil, bytes.Repeat([]byte("x"), int(mandatory%2)+1))
 				if err == nil && seq != 0 {
 					confirms[[2]uint64{uint64(ch), seq}]++

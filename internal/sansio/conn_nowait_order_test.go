@@ -45,7 +45,7 @@ func TestPublishWaitsBehindQueuedNoWaitDeclare(t *testing.T) {
 	ch := openChannel(t, c, p)
 	call(t, c, ch, 1, &QueueDeclare{Queue: "q"})
 	call(t, c, ch, 2, &ExchangeDeclare{Exchange: "x", Type: "fanout", NoWait: true})
-	_, err := c.Publish(ch, &BasicPublish{Exchange: "x"}, nil, []byte("m"))
+	_, err := publish(c, ch, &BasicPublish{Exchange: "x"}, nil, []byte("m"))
 	require.NoError(t, err)
 	drive(t, c, t0, p.method(ch, &QueueDeclareOk{Queue: "q"}))
 
@@ -85,7 +85,7 @@ func TestPublishesQueuedBehindNoWaitConfirmSelectAreNumbered(t *testing.T) {
 	ch := openChannel(t, c, p)
 	call(t, c, ch, 1, &QueueDeclare{Queue: "q"})
 	call(t, c, ch, 2, &ConfirmSelect{Nowait: true})
-	seq, err := c.Publish(ch, &BasicPublish{RoutingKey: "q"}, nil, []byte("m"))
+	seq, err := publish(c, ch, &BasicPublish{RoutingKey: "q"}, nil, []byte("m"))
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), seq)
 	drive(t, c, t0, p.method(ch, &QueueDeclareOk{Queue: "q"}))
@@ -104,11 +104,11 @@ func TestPublishQueuedBehindAWaitingConfirmSelectIsNumbered(t *testing.T) {
 	call(t, c, ch, 1, &QueueDeclare{Queue: "q"})
 	call(t, c, ch, 2, &ConfirmSelect{})
 	call(t, c, ch, 3, &ExchangeDeclare{Exchange: "x", Type: "fanout", NoWait: true})
-	seq1, err := c.Publish(ch, &BasicPublish{Exchange: "x"}, nil, []byte("m1"))
+	seq1, err := publish(c, ch, &BasicPublish{Exchange: "x"}, nil, []byte("m1"))
 	require.NoError(t, err)
 	drive(t, c, t0, p.method(ch, &QueueDeclareOk{Queue: "q"}))
 	drive(t, c, t0, p.method(ch, &ConfirmSelectOk{}))
-	seq2, err := c.Publish(ch, &BasicPublish{Exchange: "x"}, nil, []byte("m2"))
+	seq2, err := publish(c, ch, &BasicPublish{Exchange: "x"}, nil, []byte("m2"))
 	require.NoError(t, err)
 
 	order := sentMethods(p, c)
@@ -128,7 +128,7 @@ func TestOutgoingLenCountsHeldPublishes(t *testing.T) {
 	call(t, c, ch, 2, &ExchangeDeclare{Exchange: "x", Type: "fanout", NoWait: true})
 	c.TakeOutgoing(t0, nil)
 	for range 10 {
-		_, err := c.Publish(ch, &BasicPublish{Exchange: "x"}, nil, make([]byte, 100<<10))
+		_, err := publish(c, ch, &BasicPublish{Exchange: "x"}, nil, make([]byte, 100<<10))
 		require.NoError(t, err)
 	}
 	require.GreaterOrEqual(t, c.OutgoingLen(), 10*100<<10, "1 MB of queued publishes not counted by OutgoingLen")

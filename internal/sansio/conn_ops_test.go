@@ -91,7 +91,7 @@ func TestCallRejectsMisuse(t *testing.T) {
 		require.Error(t, c.Call(tc.ch, 1, tc.m), "%s on %d", tc.m.ID(), tc.ch)
 	}
 	require.ErrorIs(t, c.Call(9, 1, &QueueDeclare{}), ErrChannelClosed)
-	_, err := c.Publish(0, &BasicPublish{}, nil, nil)
+	_, err := publish(c, 0, &BasicPublish{}, nil, nil)
 	require.Error(t, err)
 	require.Empty(t, p.sent(c))
 	require.Empty(t, drain(c))
@@ -119,7 +119,7 @@ func TestRequestOverFrameMax(t *testing.T) {
 	evs = rpc(t, c, p, ch, 3, &QueueDeclare{Queue: "q"}, &QueueDeclareOk{Queue: "q"})
 	require.Equal(t, uint64(3), evs[0].Token)
 
-	_, err = c.Publish(ch, &BasicPublish{}, &Properties{Headers: big}, []byte("x"))
+	_, err = publish(c, ch, &BasicPublish{}, &Properties{Headers: big}, []byte("x"))
 	require.ErrorAs(t, err, &e)
 	require.Equal(t, FrameError, e.Code)
 	require.Empty(t, p.sent(c))
@@ -145,7 +145,7 @@ func TestPublishSplitsBodyByFrameMax(t *testing.T) {
 	}
 	props := &Properties{ContentType: "application/octet-stream", DeliveryMode: 2, Headers: Table{"k": "v"}}
 	pub := &BasicPublish{Exchange: "ex", RoutingKey: "rk", Mandatory: true}
-	seq, err := c.Publish(ch, pub, props, body)
+	seq, err := publish(c, ch, pub, props, body)
 	require.NoError(t, err)
 	require.Zero(t, seq, "no sequence numbers outside confirm mode")
 
@@ -174,7 +174,7 @@ func TestPublishSplitsBodyByFrameMax(t *testing.T) {
 func TestPublishEmptyBody(t *testing.T) {
 	c, p := openConn(t, 0)
 	ch := openChannel(t, c, p)
-	_, err := c.Publish(ch, &BasicPublish{RoutingKey: "q"}, nil, nil)
+	_, err := publish(c, ch, &BasicPublish{RoutingKey: "q"}, nil, nil)
 	require.NoError(t, err)
 	s := p.sent(c)
 	require.Len(t, s, 2, "method and header, no body frame")
@@ -187,7 +187,7 @@ func TestPublishExactlyFrameSizedBody(t *testing.T) {
 	c, p := openConn(t, 0)
 	ch := openChannel(t, c, p)
 	for _, n := range []int{4087, 4088, 4089, 8176, 8177} {
-		_, err := c.Publish(ch, &BasicPublish{}, nil, make([]byte, n))
+		_, err := publish(c, ch, &BasicPublish{}, nil, make([]byte, n))
 		require.NoError(t, err)
 		s := p.sent(c)
 		require.Len(t, s, 2+(n+4087)/4088, "body of %d", n)
@@ -281,7 +281,7 @@ func selectConfirms(t *testing.T, c *Conn, p *peer, ch uint16) {
 func publishN(t *testing.T, c *Conn, ch uint16, first, last uint64) {
 	t.Helper()
 	for want := first; want <= last; want++ {
-		seq, err := c.Publish(ch, &BasicPublish{RoutingKey: "q"}, nil, []byte("m"))
+		seq, err := publish(c, ch, &BasicPublish{RoutingKey: "q"}, nil, []byte("m"))
 		require.NoError(t, err)
 		require.Equal(t, want, seq)
 	}
@@ -364,7 +364,7 @@ func TestMandatoryReturnPairsWithSeq(t *testing.T) {
 	ch := openChannel(t, c, p)
 	selectConfirms(t, c, p, ch)
 	pub := func(rk string, body string) uint64 {
-		seq, err := c.Publish(ch, &BasicPublish{Exchange: "ex", RoutingKey: rk, Mandatory: true}, nil, []byte(body))
+		seq, err := publish(c, ch, &BasicPublish{Exchange: "ex", RoutingKey: rk, Mandatory: true}, nil, []byte(body))
 		require.NoError(t, err)
 		return seq
 	}
@@ -397,7 +397,7 @@ func TestMandatoryReturnPairsWithSeq(t *testing.T) {
 func TestReturnWithoutConfirmMode(t *testing.T) {
 	c, p := openConn(t, 0)
 	ch := openChannel(t, c, p)
-	_, err := c.Publish(ch, &BasicPublish{RoutingKey: "x", Mandatory: true}, nil, []byte("b"))
+	_, err := publish(c, ch, &BasicPublish{RoutingKey: "x", Mandatory: true}, nil, []byte("b"))
 	require.NoError(t, err)
 	evs := drive(t, c, t0, p.content(ch, &BasicReturn{ReplyCode: uint16(noRoute), RoutingKey: "x"}, nil, []byte("b"), 4096))
 	require.Len(t, evs, 1)

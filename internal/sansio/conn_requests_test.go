@@ -120,7 +120,7 @@ func TestOperationsOnClosedConnection(t *testing.T) {
 	require.ErrorIs(t, err, ErrConnectionClosed)
 	require.ErrorIs(t, c.Call(1, 1, &QueueDeclare{}), ErrConnectionClosed)
 	require.ErrorIs(t, c.CloseChannel(1, 1), ErrConnectionClosed)
-	_, err = c.Publish(1, &BasicPublish{}, nil, nil)
+	_, err = publish(c, 1, &BasicPublish{}, nil, nil)
 	require.ErrorIs(t, err, ErrConnectionClosed)
 	require.ErrorIs(t, c.UpdateSecret(1, nil, ""), ErrConnectionClosed)
 }

@@ -17,7 +17,7 @@ func TestSmokeHandshakePublishConsume(t *testing.T) {
 	c.TakeOutgoing(t0, nil)
 
 	body := make([]byte, 10000)
-	seq, err := c.Publish(ch, &BasicPublish{RoutingKey: "q"}, &Properties{ContentType: "text/plain"}, body)
+	seq, err := publish(c, ch, &BasicPublish{RoutingKey: "q"}, &Properties{ContentType: "text/plain"}, body)
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), seq)
 	frames := p.frames(c.TakeOutgoing(t0, nil))

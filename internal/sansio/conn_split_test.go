@@ -119,7 +119,7 @@ func longTranscript(t *testing.T) []segment {
 				{RoutingKey: "q"},
 			} {
 				body := []byte("unroutable")
-				_, err := c.Publish(ch, m, nil, body)
+				_, err := publish(c, ch, m, nil, body)
 				require.NoError(t, err)
 			}
 		}, in: session},

@@ -29,8 +29,22 @@
 //
 // Operations are calls: OpenChannel, Call (any method; those that expect a
 // reply wait in order behind the channel's earlier requests, and their
-// EventReply carries the caller's token), Publish, CloseChannel, Close and
-// UpdateSecret. They only queue bytes; the results arrive as events.
+// EventReply carries the caller's token), Publish (of frames encoded with
+// AppendPublish), CloseChannel, Close and UpdateSecret. They only queue
+// bytes; the results arrive as events.
+//
+// # Ownership
+//
+//   - A Conn belongs to the one goroutine that drives it; it is not safe
+//     for concurrent use. The Append functions (AppendPublish and the
+//     methods' AppendTo) are pure and may run on any goroutine: that is
+//     how a driver encodes publishes outside its loop.
+//   - Arguments are borrowed for the call only: Receive's buf (the driver
+//     keeps the unused rest), Publish's frames (copied), methods passed to
+//     Call. The exception is a publish Publish reports borrowed: the driver
+//     writes its frames itself, in the place Publish says.
+//   - What comes out is handed over: events own their data, TakeOutgoing's
+//     bytes are the driver's until it passes them back as a later spare.
 //
 // # Errors
 //

@@ -110,8 +110,13 @@ func Example() {
 	flush()
 	broker(ch, &sansio.ConfirmSelectOk{})
 
-	seq, err := c.Publish(ch, &sansio.BasicPublish{RoutingKey: "greetings"},
-		&sansio.Properties{ContentType: "text/plain"}, []byte("hello"))
+	pub := &sansio.BasicPublish{RoutingKey: "greetings"}
+	frames, err := sansio.AppendPublish(nil, ch, pub, &sansio.Properties{ContentType: "text/plain"},
+		[]byte("hello"), c.Tuning().FrameMax)
+	if err != nil {
+		panic(err)
+	}
+	seq, _, err := c.Publish(ch, pub, frames, false)
 	if err != nil {
 		panic(err)
 	}

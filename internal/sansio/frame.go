@@ -157,10 +157,8 @@ func AppendPublish(dst []byte, channel uint16, m *BasicPublish, props *Propertie
 	if err != nil {
 		return dst, err
 	}
-	if frameMax != 0 {
-		if err := checkHeaderFrame(out[len(dst):], frameMax); err != nil {
-			return dst, err
-		}
+	if _, err := publishBodySize(out[len(dst):], frameMax); err != nil {
+		return dst, err
 	}
 	return AppendBodyFrames(out, channel, body, frameMax), nil
 }

@@ -199,3 +199,13 @@ func call(t testing.TB, c *Conn, ch uint16, token uint64, m Method) {
 	t.Helper()
 	require.NoError(t, c.Call(ch, token, m))
 }
+
+// publish encodes a publish for c and hands it over, to be copied.
+func publish(c *Conn, id uint16, m *BasicPublish, props *Properties, body []byte) (uint64, error) {
+	frames, err := AppendPublish(nil, id, m, props, body, c.Tuning().FrameMax)
+	if err != nil {
+		return 0, err
+	}
+	seq, _, err := c.Publish(id, m, frames, false)
+	return seq, err
+}
