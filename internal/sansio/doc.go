@@ -39,10 +39,11 @@
 //     for concurrent use. The Append functions (AppendPublish and the
 //     methods' AppendTo) are pure and may run on any goroutine: that is
 //     how a driver encodes publishes outside its loop.
-//   - Arguments are borrowed for the call only: Receive's buf (the driver
-//     keeps the unused rest), Publish's frames (copied), methods passed to
-//     Call. The exception is a publish Publish reports borrowed: the driver
-//     writes its frames itself, in the place Publish says.
+//   - Receive's buf and Publish's frames are borrowed for the call only
+//     (the driver keeps buf's unused rest; frames are copied), except a
+//     publish Publish reports borrowed: the driver writes its frames
+//     itself, in the place Publish says. A method passed to Call is kept
+//     until it is sent and must not change meanwhile.
 //   - What comes out is handed over: events own their data, TakeOutgoing's
 //     bytes are the driver's until it passes them back as a later spare.
 //
