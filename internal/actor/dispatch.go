@@ -189,12 +189,10 @@ func (l *loop) returned(ev sansio.Event) {
 		return
 	}
 	handled := false
-	if ev.Seq != 0 {
-		if p := st.pending.get(ev.Seq); p != nil {
-			msg := ev.Message
-			p.Return = &msg
-			handled = true
-		}
+	if o, _ := ev.Ref.(*Outcome); o != nil {
+		msg := ev.Message
+		o.Return = &msg
+		handled = true
 	}
 	if st.ch.returnsOn.Load() {
 		st.ch.Returns.Push(ev.Message)
@@ -212,11 +210,8 @@ func (l *loop) confirmed(ev sansio.Event) {
 	if st == nil {
 		return
 	}
-	p := st.pending.take(ev.Seq)
-	if p == nil {
-		return
-	}
-	st.ch.settle(p, ev.Confirm, ev.Err)
+	o, _ := ev.Ref.(*Outcome)
+	st.ch.settle(o, ev.Confirm, ev.Err)
 }
 
 func (l *loop) flow(ev sansio.Event) {
@@ -267,9 +262,6 @@ func (l *loop) endChannel(st *loopChannel, err error) {
 		delete(st.consumers, tag)
 	}
 	st.ch.cancel(err)
-	st.pending.drain(func(p *Outcome) { // the core failed them already; a safety net
-		st.ch.settle(p, sansio.ConfirmFailed, err)
-	})
 	l.stopPublishes(st.ch)
 	l.publishesFirst()
 	st.ch.Outcomes.Close(err)

@@ -20,7 +20,6 @@ type loopChannel struct {
 	ch        *Channel
 	consumers map[string]*Consumer
 	prefetch  uint16
-	pending   publishes // awaiting a confirm
 }
 
 // loop is the state owned by the loop goroutine. Nothing else touches it;

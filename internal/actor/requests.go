@@ -130,8 +130,7 @@ func (l *loop) start(req request, id uint16, m sansio.Method) {
 func (l *loop) publish(req publishReq) {
 	l.owner.check()
 	l.c.queued.release(req.weight) // held until the loop takes the publish
-	st := l.channels[req.ch.id]
-	if st == nil || st.ch != req.ch {
+	if st := l.channels[req.ch.id]; st == nil || st.ch != req.ch {
 		// Its channel ended after Publish handed it over; the number may
 		// already belong to a new channel, which must not send it.
 		l.c.putFrames(req.frames)
@@ -139,7 +138,11 @@ func (l *loop) publish(req publishReq) {
 		return
 	}
 	frames := *req.frames
-	seq, borrowed, err := l.core.Publish(req.ch.id, &req.m, frames, len(frames) >= zeroCopyMin)
+	var ref any // a nil *Outcome is not a nil ref
+	if req.out != nil {
+		ref = req.out
+	}
+	seq, borrowed, err := l.core.Publish(req.ch.id, &req.m, frames, ref, len(frames) >= zeroCopyMin)
 	if borrowed {
 		l.queueFrames(req.frames) // returned to the pool once written
 	} else {
@@ -155,9 +158,8 @@ func (l *loop) publish(req publishReq) {
 		return
 	}
 	if req.out != nil {
-		req.out.Seq = seq
+		req.out.Seq = seq // the core hands req.out back with its confirm
 	}
-	st.pending.add(seq, req.out)
 }
 
 // publishesFirst takes the publishes already handed over, so that a close

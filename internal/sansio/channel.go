@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
-	"sort"
 )
 
 type chanState uint8
@@ -67,12 +66,11 @@ type channel struct {
 	bodyReceived uint64
 
 	// Publisher confirms: nextSeq numbers the next publish; unconfirmed
-	// holds the outstanding numbers in increasing order from unconfirmedHead.
-	confirm         bool
-	nextSeq         uint64
-	unconfirmed     []uint64
-	unconfirmedHead int
-	mandatory       []mandatoryPublish
+	// holds the outstanding ones with the driver's refs.
+	confirm     bool
+	nextSeq     uint64
+	unconfirmed unconfirmed
+	mandatory   []mandatoryPublish
 }
 
 func newChannel(id uint16) *channel { return &channel{id: id} }
@@ -233,7 +231,9 @@ func (c *Conn) CancelRequest(id uint16, token uint64) bool {
 // connection's frame_max (Tuning().FrameMax), so that a driver can encode
 // outside the goroutine that owns the Conn; m is the method they were
 // encoded from. In confirm mode Publish returns the publish's sequence
-// number, whose EventConfirm follows; otherwise 0.
+// number, whose EventConfirm follows, carrying ref (the driver's handle on
+// the outcome, if it wants one; also on the EventReturn that the publish may
+// get); otherwise 0, and ref is dropped.
 //
 // The Conn copies frames into its outgoing bytes, unless borrow is set and
 // the publish can go out at once: then borrowed is true, and the driver
@@ -241,7 +241,7 @@ func (c *Conn) CancelRequest(id uint16, token uint64) bool {
 // any queued later. A publish that must wait behind no-wait methods,
 // themselves waiting for an earlier request's reply, is always copied: it
 // must not overtake the exchange.declare it may need.
-func (c *Conn) Publish(id uint16, m *BasicPublish, frames []byte, borrow bool) (seq uint64, borrowed bool, err error) {
+func (c *Conn) Publish(id uint16, m *BasicPublish, frames []byte, ref any, borrow bool) (seq uint64, borrowed bool, err error) {
 	if err := c.publishable(id); err != nil {
 		return 0, false, err
 	}
@@ -251,12 +251,12 @@ func (c *Conn) Publish(id uint16, m *BasicPublish, frames []byte, borrow bool) (
 	}
 	switch {
 	case c.mustQueue(id):
-		return c.queuePublish(id, m, bodySize, append([]byte(nil), frames...)), false, nil
+		return c.queuePublish(id, m, bodySize, append([]byte(nil), frames...), ref), false, nil
 	case borrow:
-		return c.published(id, m, bodySize), true, nil
+		return c.published(id, m, bodySize, ref), true, nil
 	}
 	c.out = append(c.out, frames...)
-	return c.published(id, m, bodySize), false, nil
+	return c.published(id, m, bodySize, ref), false, nil
 }
 
 // mustQueue reports whether a publish on channel id now would wait behind
@@ -277,7 +277,7 @@ func (c *Conn) mustQueue(id uint16) bool {
 
 // queuePublish numbers a publish and queues its frames behind the
 // channel's waiting no-wait methods.
-func (c *Conn) queuePublish(id uint16, m *BasicPublish, bodySize int, frames []byte) uint64 {
+func (c *Conn) queuePublish(id uint16, m *BasicPublish, bodySize int, frames []byte, ref any) uint64 {
 	ch := c.channels[id]
 	if !ch.confirm && slices.ContainsFunc(ch.requests, isConfirmSelect) {
 		// It goes out after that confirm.select: numbered from 1, as the
@@ -286,7 +286,7 @@ func (c *Conn) queuePublish(id uint16, m *BasicPublish, bodySize int, frames []b
 	}
 	ch.requests = append(ch.requests, request{noReply: true, frames: frames})
 	c.queued += len(frames)
-	return c.published(id, m, bodySize)
+	return c.published(id, m, bodySize, ref)
 }
 
 func isConfirmSelect(r request) bool {
@@ -323,14 +323,14 @@ func publishBodySize(frames []byte, frameMax uint32) (int, error) {
 }
 
 // published numbers a publish that was just queued on channel id.
-func (c *Conn) published(id uint16, m *BasicPublish, bodySize int) uint64 {
+func (c *Conn) published(id uint16, m *BasicPublish, bodySize int, ref any) uint64 {
 	ch := c.channels[id]
 	if !ch.confirm {
 		return 0
 	}
 	seq := ch.nextSeq
 	ch.nextSeq++
-	ch.unconfirmed = append(ch.unconfirmed, seq)
+	ch.unconfirmed.add(seq, ref)
 	if m.Mandatory {
 		ch.mandatory = append(ch.mandatory, mandatoryPublish{seq: seq, exchange: m.Exchange,
 			routingKey: m.RoutingKey, size: bodySize})
@@ -404,10 +404,10 @@ func (ch *channel) finish(c *Conn, err error) {
 		ch.replyMethod = nil
 	}
 	ch.failRequests(c, failure)
-	for _, seq := range ch.unconfirmed[ch.unconfirmedHead:] {
-		c.emit(Event{Kind: EventConfirm, Channel: ch.id, Seq: seq, Confirm: ConfirmFailed, Err: failure})
-	}
-	ch.unconfirmed, ch.unconfirmedHead, ch.mandatory = nil, 0, nil
+	ch.unconfirmed.takeUpTo(0, func(seq uint64, ref any) {
+		c.emit(Event{Kind: EventConfirm, Channel: ch.id, Seq: seq, Ref: ref, Confirm: ConfirmFailed, Err: failure})
+	})
+	ch.unconfirmed, ch.mandatory = unconfirmed{}, nil
 	ch.content = contentNone
 	c.emit(Event{Kind: EventChannelClosed, Channel: ch.id, Err: err})
 }
@@ -585,7 +585,9 @@ func (ch *channel) completeContent(c *Conn) {
 	case contentDeliver:
 		c.emit(Event{Kind: EventDelivery, Channel: ch.id, Message: msg})
 	case contentReturn:
-		c.emit(Event{Kind: EventReturn, Channel: ch.id, Seq: ch.pairReturn(&msg), Message: msg})
+		seq := ch.pairReturn(&msg)
+		ref, _ := ch.unconfirmed.get(seq)
+		c.emit(Event{Kind: EventReturn, Channel: ch.id, Seq: seq, Ref: ref, Message: msg})
 	case contentGetOk:
 		c.emit(Event{Kind: EventReply, Channel: ch.id, Token: ch.replyToken, Method: ch.replyMethod, Message: msg})
 		ch.replyMethod = nil
@@ -613,52 +615,26 @@ func (ch *channel) settle(c *Conn, tag uint64, multiple bool, outcome Confirm) e
 	if !ch.confirm {
 		return errorf(CommandInvalid, "basic.ack or nack on channel %d, which is not in confirm mode", ch.id)
 	}
-	pending := ch.unconfirmed[ch.unconfirmedHead:]
 	if multiple {
-		n := sort.Search(len(pending), func(i int) bool { return pending[i] > tag })
-		if tag == 0 {
-			n = len(pending) // the spec's "all outstanding"
-		}
-		for _, seq := range pending[:n] {
-			c.emit(Event{Kind: EventConfirm, Channel: ch.id, Seq: seq, Confirm: outcome})
-		}
-		ch.unconfirmedHead += n
-	} else {
-		i := sort.Search(len(pending), func(i int) bool { return pending[i] >= tag })
-		if i == len(pending) || pending[i] != tag {
-			return nil // an ack for something already settled: tolerated
-		}
-		c.emit(Event{Kind: EventConfirm, Channel: ch.id, Seq: tag, Confirm: outcome})
-		if i == 0 {
-			ch.unconfirmedHead++
-		} else {
-			copy(pending[1:i+1], pending[:i])
-			ch.unconfirmedHead++
-		}
-	}
+		ch.unconfirmed.takeUpTo(tag, func(seq uint64, ref any) {
+			c.emit(Event{Kind: EventConfirm, Channel: ch.id, Seq: seq, Ref: ref, Confirm: outcome})
+		})
+	} else if ref, ok := ch.unconfirmed.take(tag); ok {
+		c.emit(Event{Kind: EventConfirm, Channel: ch.id, Seq: tag, Ref: ref, Confirm: outcome})
+	} // else an ack for something already settled: tolerated
 	ch.compact()
 	return nil
 }
 
-// compact drops settled entries so that memory follows the number of
-// outstanding publishes, not their total.
+// compact forgets the mandatory publishes that were confirmed, so that
+// memory follows the number of outstanding publishes, not their total.
 func (ch *channel) compact() {
-	if ch.unconfirmedHead == len(ch.unconfirmed) {
-		ch.unconfirmed, ch.unconfirmedHead = ch.unconfirmed[:0], 0
-	} else if ch.unconfirmedHead > 1024 && ch.unconfirmedHead > len(ch.unconfirmed)/2 {
-		n := copy(ch.unconfirmed, ch.unconfirmed[ch.unconfirmedHead:])
-		ch.unconfirmed, ch.unconfirmedHead = ch.unconfirmed[:n], 0
-	}
 	if len(ch.mandatory) == 0 {
 		return
 	}
-	lowest := ch.nextSeq
-	if ch.unconfirmedHead < len(ch.unconfirmed) {
-		lowest = ch.unconfirmed[ch.unconfirmedHead]
-	}
 	keep := ch.mandatory[:0]
 	for _, p := range ch.mandatory {
-		if p.seq >= lowest && ch.isUnconfirmed(p.seq) {
+		if _, ok := ch.unconfirmed.get(p.seq); ok {
 			keep = append(keep, p)
 		}
 	}
@@ -666,16 +642,10 @@ func (ch *channel) compact() {
 	ch.mandatory = keep
 }
 
-func (ch *channel) isUnconfirmed(seq uint64) bool {
-	pending := ch.unconfirmed[ch.unconfirmedHead:]
-	i := sort.Search(len(pending), func(i int) bool { return pending[i] >= seq })
-	return i < len(pending) && pending[i] == seq
-}
-
 // Unconfirmed returns how many publishes on the channel await a confirm.
 func (c *Conn) Unconfirmed(id uint16) int {
 	if ch := c.channel(id); ch != nil {
-		return len(ch.unconfirmed) - ch.unconfirmedHead
+		return ch.unconfirmed.len()
 	}
 	return 0
 }

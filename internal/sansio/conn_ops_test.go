@@ -555,3 +555,39 @@ func TestLargeBody(t *testing.T) {
 	require.Len(t, evs, 1)
 	require.True(t, bytes.Equal(body, evs[0].Message.Body))
 }
+
+// The ref given to Publish comes back with the publish's confirm and
+// return, also when the channel's end fails it; one table holds both.
+func TestPublishRefsComeBackWithTheirOutcome(t *testing.T) {
+	c, p := openConn(t, 0)
+	ch := openChannel(t, c, p)
+	selectConfirms(t, c, p, ch)
+	refs := []*int{new(int), new(int), new(int), new(int)}
+	for i, ref := range refs {
+		m := &BasicPublish{Exchange: "ex", RoutingKey: "rk", Mandatory: i == 1}
+		frames, err := AppendPublish(nil, ch, m, nil, []byte("b"), c.Tuning().FrameMax)
+		require.NoError(t, err)
+		seq, _, err := c.Publish(ch, m, frames, ref, false)
+		require.NoError(t, err)
+		require.Equal(t, uint64(i+1), seq)
+	}
+	ret := &BasicReturn{ReplyCode: uint16(noRoute), ReplyText: "NO_ROUTE", Exchange: "ex", RoutingKey: "rk"}
+	evs := drive(t, c, t0, cat(
+		p.content(ch, ret, nil, []byte("b"), 4096),
+		p.method(ch, &BasicAck{DeliveryTag: 2, Multiple: true}),
+		p.method(ch, &BasicNack{DeliveryTag: 4}),
+	))
+	require.Len(t, evs, 4)
+	require.Equal(t, EventReturn, evs[0].Kind)
+	require.Same(t, refs[1], evs[0].Ref)
+	for i, want := range []int{0, 1, 3} {
+		require.Equal(t, EventConfirm, evs[i+1].Kind)
+		require.Same(t, refs[want], evs[i+1].Ref)
+	}
+	require.Equal(t, 1, c.Unconfirmed(ch))
+
+	evs = drive(t, c, t0, p.method(ch, &ChannelClose{ReplyCode: 406, ReplyText: "PRECONDITION_FAILED"}))
+	require.Equal(t, EventConfirm, evs[0].Kind)
+	require.Equal(t, ConfirmFailed, evs[0].Confirm)
+	require.Same(t, refs[2], evs[0].Ref)
+}

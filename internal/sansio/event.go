@@ -20,9 +20,11 @@ const (
 	// EventReturn: the broker returned Message (basic.return). Seq is the
 	// publish sequence number of the returned publish when the channel is in
 	// confirm mode and the return could be paired with a mandatory publish,
-	// otherwise 0. Its confirm follows as an EventConfirm.
+	// otherwise 0; Ref is then the ref given to Publish. Its confirm follows
+	// as an EventConfirm.
 	EventReturn
-	// EventConfirm: publish Seq on Channel has its outcome in Confirm.
+	// EventConfirm: publish Seq on Channel has its outcome in Confirm; Ref
+	// is the ref given to Publish for it.
 	EventConfirm
 	// EventConsumerCancelled: the broker cancelled consumer ConsumerTag
 	// (a consumer cancel notification).
@@ -102,6 +104,7 @@ type Event struct {
 	Method      Method
 	Message     Message
 	Seq         uint64
+	Ref         any // the driver's, given to Publish
 	Confirm     Confirm
 	ConsumerTag string
 	Active      bool

@@ -116,7 +116,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	seq, _, err := c.Publish(ch, pub, frames, false)
+	seq, _, err := c.Publish(ch, pub, frames, nil, false)
 	if err != nil {
 		panic(err)
 	}

@@ -206,6 +206,6 @@ func publish(c *Conn, id uint16, m *BasicPublish, props *Properties, body []byte
 	if err != nil {
 		return 0, err
 	}
-	seq, _, err := c.Publish(id, m, frames, false)
+	seq, _, err := c.Publish(id, m, frames, nil, false)
 	return seq, err
 }
