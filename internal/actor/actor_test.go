@@ -395,6 +395,9 @@ func TestCallAbandonedBeforeTheLoopTookItIsUndone(t *testing.T) {
 	const rounds = 12
 	seen := make(chan string, rounds)
 	deliver := make(chan struct{})
+	// The broker answers each later basic.consume only once its caller has
+	// given up: an answer that came first would be the caller's.
+	answer := make(chan struct{})
 	c, _ := pipeConn(t, Config{}, func(b *fakebroker.Broker) {
 		b.Handshake(0)
 		id := b.OpenChannel()
@@ -404,6 +407,7 @@ func TestCallAbandonedBeforeTheLoopTookItIsUndone(t *testing.T) {
 			<-deliver
 			b.Deliver(id, a.ConsumerTag, uint64(i+1), []byte("x"))
 			m := fakebroker.Expect[*sansio.BasicConsume](b)
+			<-answer
 			b.Send(id, &sansio.BasicConsumeOk{ConsumerTag: m.ConsumerTag})
 			r, err := b.Next()
 			if err != nil {
@@ -454,6 +458,7 @@ func TestCallAbandonedBeforeTheLoopTookItIsUndone(t *testing.T) {
 		}
 		release <- struct{}{}
 		require.ErrorIs(t, <-done, context.Canceled)
+		answer <- struct{}{}
 		select {
 		case got := <-seen:
 			require.Equal(t, (&sansio.BasicCancel{}).ID().String(), got, "round %d", i)
