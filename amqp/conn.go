@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,7 +30,9 @@ type Config struct {
 	// TLS configures TLS. Default for amqps URIs: verify the broker against
 	// the system roots (or the URI's cacertfile), with the URI's certfile
 	// and keyfile as client certificate. Setting it on an amqp URI enables
-	// TLS too.
+	// TLS too. A client certificate, from Certificates or the URI, is
+	// presented even when the broker's request does not list its issuer
+	// (where Go alone would send none), unless GetClientCertificate is set.
 	TLS *tls.Config
 	// Dial opens the transport. It may return any net.Conn: TCP, a Unix
 	// socket, an in-memory pipe. TLS, when configured, is layered on top.
@@ -40,9 +43,12 @@ type Config struct {
 	// value disables heartbeats.
 	Heartbeat time.Duration
 	// FrameMax is the largest frame to accept: 0 takes the URI's
-	// frame_max, else the broker's. A FrameMax under 8192 is raised to
-	// 8192, which RabbitMQ 4.1 and later require, unless the broker offers
-	// less.
+	// frame_max, else the broker's up to 1 MiB (a received frame is held
+	// whole in memory, and a broker may offer up to 4 GiB; RabbitMQ's
+	// default, 128 KiB, is under the cap). A FrameMax set here or in the
+	// URI is asked for as it is, above 1 MiB too. A FrameMax under 8192 is
+	// raised to 8192, which RabbitMQ 4.1 and later require, unless the
+	// broker offers less.
 	FrameMax uint32
 	// ChannelMax is the most channels to open at once: 0 takes the URI's
 	// channel_max, else the broker's (RabbitMQ: 2047).
@@ -103,6 +109,13 @@ func Dial(ctx context.Context, url string) (*Conn, error) {
 
 // DialConfig connects to the broker at url with cfg. The context bounds the
 // dialing and the handshake, not the connection's life.
+//
+// A malformed url, or a certificate file it names that cannot be read, is
+// a *URIError. Every later failure, until the connection is open, is a
+// *DialError wrapping its cause: a network or TLS error, the context's
+// error, or the broker's refusal (errors.Is(err, ErrAccessRefused) for
+// wrong credentials, ErrNotAllowed for a vhost that is missing or not
+// permitted).
 func DialConfig(ctx context.Context, url string, cfg Config) (*Conn, error) {
 	uri, err := ParseURI(url)
 	if err != nil {
@@ -128,7 +141,7 @@ func DialConfig(ctx context.Context, url string, cfg Config) (*Conn, error) {
 	a, err := actor.Dial(ctx, nc, actor.Config{Core: core, Logger: cfg.Logger, MaxOutgoing: cfg.MaxOutgoing,
 		ConsumerBuffer: cfg.ConsumerBuffer})
 	if err != nil {
-		return nil, err
+		return nil, &DialError{Addr: uri.Addr(), Err: err}
 	}
 	buffer := cfg.ConsumerBuffer
 	if buffer <= 0 {
@@ -200,13 +213,20 @@ func authFor(uri URI, auth []Auth) ([]sansio.Auth, error) {
 	return out, nil
 }
 
-// DialError is a failure to reach the broker or to set up TLS.
+// DialError is a failure to open a connection: to reach the broker, to
+// set up TLS, or to complete the AMQP handshake. Err is the cause, which
+// errors.Is and errors.As see through Unwrap: a *net.OpError, a TLS
+// error, the context's error, a *HandshakeError, or an *Error such as a
+// 403 ACCESS_REFUSED for wrong credentials.
 type DialError struct {
-	Addr string
+	Addr string // host:port
 	Err  error
 }
 
-func (e *DialError) Error() string { return "amqp: dial " + e.Addr + ": " + e.Err.Error() }
+func (e *DialError) Error() string {
+	return "amqp: dial " + e.Addr + ": " + strings.TrimPrefix(e.Err.Error(), "amqp: ")
+}
+
 func (e *DialError) Unwrap() error { return e.Err }
 
 func dialTransport(ctx context.Context, uri URI, cfg *Config) (net.Conn, error) {

@@ -47,18 +47,37 @@ func tlsConfig(uri URI, given *tls.Config) (*tls.Config, error) {
 		if err != nil {
 			return nil, &URIError{Part: "certfile", Text: err.Error()}
 		}
-		// Always present the configured certificate, as other clients do:
-		// Go would otherwise withhold it when its issuer is not among the
-		// broker's acceptable CAs, and the connection would go on without
-		// one, which hides the misconfiguration.
-		cfg.Certificates = nil
-		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
+		cfg.Certificates = []tls.Certificate{cert}
+		cfg.GetClientCertificate = nil
+	}
+	// Always present the configured certificate, as other clients do: Go
+	// would otherwise withhold it when its issuer is not among the
+	// broker's acceptable CAs, and the connection would go on without one,
+	// which hides the misconfiguration.
+	if len(cfg.Certificates) > 0 && cfg.GetClientCertificate == nil {
+		cfg.GetClientCertificate = presentAlways(cfg.Certificates)
 	}
 	if noSNI && !cfg.InsecureSkipVerify {
 		cfg.InsecureSkipVerify = true // Go would send the name it verifies as SNI
 		cfg.VerifyConnection = verifyWithoutSNI(uri.Host, cfg.RootCAs, cfg.VerifyConnection)
 	}
 	return cfg, nil
+}
+
+// presentAlways picks a client certificate as Go does, the first of certs
+// that the broker's request accepts, but falls back to the first one
+// rather than to none: a certificate the broker will refuse gives a TLS
+// error that names the problem, where none at all gives an EXTERNAL
+// refusal or a connection without one.
+func presentAlways(certs []tls.Certificate) func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	return func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		for i := range certs {
+			if cri.SupportsCertificate(&certs[i]) == nil {
+				return &certs[i], nil
+			}
+		}
+		return &certs[0], nil
+	}
 }
 
 // verifyWithoutSNI verifies the broker's certificate chain and its name

@@ -14,6 +14,8 @@ func TestWrongPassword(t *testing.T) {
 	t.Parallel()
 	const secret = "not-the-password-5c1e7"
 	_, err := amqp.Dial(ctxT(t), userURL(t, "guest", secret))
+	var derr *amqp.DialError
+	require.ErrorAs(t, err, &derr, "a refusal in the handshake is a failure to dial")
 	require.ErrorIs(t, err, amqp.ErrAccessRefused)
 	require.ErrorIs(t, err, amqp.ErrConnectionClosed)
 	var aerr *amqp.Error
@@ -37,6 +39,8 @@ func TestUnknownVhost(t *testing.T) {
 func TestUserWithoutPermissions(t *testing.T) {
 	t.Parallel()
 	_, err := amqp.Dial(ctxT(t), env(t, "AMQP_NOACCESS_URL"))
+	var derr *amqp.DialError
+	require.ErrorAs(t, err, &derr)
 	require.ErrorIs(t, err, amqp.ErrNotAllowed)
 	require.NotContains(t, err.Error(), "noaccess@")
 }

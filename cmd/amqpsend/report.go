@@ -37,7 +37,7 @@ func describe(err error) string {
 	}
 	var de *amqp.DialError
 	if errors.As(err, &de) {
-		return de.Err.Error()
+		return strings.TrimPrefix(de.Err.Error(), "amqp: ")
 	}
 	return strings.TrimPrefix(err.Error(), "amqp: ")
 }

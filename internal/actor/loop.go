@@ -2,7 +2,9 @@ package actor
 
 import (
 	"context"
+	"errors"
 	"net"
+	"os"
 	"time"
 
 	"github.com/amqproto/amqproto/internal/sansio"
@@ -35,6 +37,9 @@ type loop struct {
 	inbuf    []byte
 	finished bool
 	cause    error
+	// writeErr is a write failure held back during the handshake while
+	// the reader may still hand over the peer's reason (see writeFailed).
+	writeErr error
 
 	// I/O goroutines.
 	readCh   chan []byte     // reader → loop: bytes read
@@ -133,7 +138,7 @@ func (l *loop) step() {
 	case p := <-l.readCh:
 		l.receive(p)
 	case err := <-l.readErr:
-		l.core.ConnectionLost(err)
+		l.core.ConnectionLost(l.readLost(err))
 	case req := <-c.reqs:
 		l.handle(req)
 	case req := <-pubs:
@@ -278,8 +283,44 @@ func (l *loop) writeDone(res writeBatch) {
 	clear(res.core)
 	l.spare = writeBatch{bufs: res.bufs[:0], pooled: res.pooled[:0], core: res.core[:0]}
 	if res.err != nil {
-		l.core.ConnectionLost(res.err)
+		l.writeFailed(res.err)
 	}
+}
+
+// writeErrGrace is how long a write failure during the handshake waits
+// for the reader's error, which is normally there at once.
+const writeErrGrace = 500 * time.Millisecond
+
+// writeFailed ends the connection with a failed write's error. During the
+// handshake it first gives the reader a moment, bounded by a read
+// deadline: a peer that refuses the connection says why before it drops
+// the socket (a TLS 1.3 alert such as "unknown certificate authority"),
+// and our write of the protocol header can fail with "connection reset by
+// peer" before the reader has handed that over.
+func (l *loop) writeFailed(err error) {
+	select {
+	case <-l.c.connected:
+		l.core.ConnectionLost(err)
+		return
+	default:
+	}
+	if l.writeErr != nil {
+		return // already waiting for the reader
+	}
+	l.writeErr = err
+	if l.c.nc.SetReadDeadline(now().Add(writeErrGrace)) != nil {
+		l.core.ConnectionLost(err)
+	}
+}
+
+// readLost is the cause of the read failure err: the reader's own error,
+// unless it is the deadline writeFailed set, which means the reader had
+// nothing better than the failed write.
+func (l *loop) readLost(err error) error {
+	if l.writeErr != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		return l.writeErr
+	}
+	return err
 }
 
 // reader only reads: it hands each chunk to the loop and reuses the buffers

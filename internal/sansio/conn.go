@@ -20,6 +20,13 @@ const (
 	DefaultMaxBodySize = 512 << 20 // RabbitMQ's ceiling for max_message_size
 	defaultLocale      = "en_US"
 
+	// FrameMaxCap bounds the frame_max this client accepts from the
+	// server when Config.FrameMax is 0. A frame is buffered whole before it
+	// is decoded, so the server's offer (up to 4 GiB) would otherwise set
+	// how much memory one unfinished frame may hold. 1 MiB is above
+	// RabbitMQ's default (128 KiB), which it so never lowers.
+	FrameMaxCap = 1 << 20
+
 	// RabbitMinFrameMax is the least frame_max RabbitMQ 4.1 and later
 	// accept in tune-ok (the spec's minimum is 4096); every version takes it.
 	RabbitMinFrameMax = 8192
@@ -51,8 +58,8 @@ type Config struct {
 	// the server's limit.
 	ChannelMax uint16
 	// FrameMax is the largest frame this client wants; 0 accepts the
-	// server's limit. Less than RabbitMinFrameMax is raised to it, unless
-	// the server itself offers less.
+	// server's limit up to FrameMaxCap. Less than RabbitMinFrameMax is
+	// raised to it, unless the server itself offers less.
 	FrameMax uint32
 	// Heartbeat is the interval this client wants: 0 accepts the server's
 	// proposal, a negative value disables heartbeats, a positive value is
@@ -235,12 +242,26 @@ func (c *Conn) ConnectionLost(err error) {
 	case stateClosed:
 		return
 	case stateAwaitTune:
-		c.end(&HandshakeError{Text: "the broker closed the connection during authentication; check the credentials and the mechanism (" + err.Error() + ")"})
+		if c.serverCapability("authentication_failure_close") {
+			// Such a broker refuses credentials with connection.close
+			// 403 (this client asks for it): a bare close is the network's.
+			c.end(fmt.Errorf("amqp: connection lost during authentication: %w (%w)", err, ErrConnectionClosed))
+			return
+		}
+		c.end(&HandshakeError{Text: "the broker closed the connection during authentication, as brokers without authentication_failure_close do on wrong credentials; check the credentials and the mechanism (" + err.Error() + ")"})
 	case stateClosing:
 		c.end(nil) // we asked to close; the broker may drop the socket instead of close-ok
 	default:
 		c.end(fmt.Errorf("amqp: connection lost: %w (%w)", err, ErrConnectionClosed))
 	}
+}
+
+// serverCapability reports whether the broker's connection.start announced
+// the capability name.
+func (c *Conn) serverCapability(name string) bool {
+	caps, _ := c.serverProps["capabilities"].(Table)
+	on, _ := caps[name].(bool)
+	return on
 }
 
 // Deadline returns when HandleTimeout must next be called, or the zero time
@@ -542,6 +563,9 @@ func (c *Conn) handleTune(m *ConnectionTune) {
 	t := Tuning{
 		ChannelMax: uint16(negotiate(uint32(c.cfg.ChannelMax), uint32(m.ChannelMax), DefaultChannelMax)),
 		FrameMax:   negotiate(wantFrameMax, m.FrameMax, DefaultFrameMax),
+	}
+	if c.cfg.FrameMax == 0 {
+		t.FrameMax = min(t.FrameMax, FrameMaxCap)
 	}
 	if t.FrameMax < FrameMinSize {
 		t.FrameMax = FrameMinSize

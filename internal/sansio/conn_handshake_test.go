@@ -198,6 +198,12 @@ func TestTuneNegotiation(t *testing.T) {
 		{"server unlimited: client's limits", Config{ChannelMax: 3000, FrameMax: 1 << 20},
 			ConnectionTune{},
 			Tuning{ChannelMax: 3000, FrameMax: 1 << 20}, 0},
+		{"a huge frame_max offered is capped", Config{},
+			ConnectionTune{FrameMax: 1<<32 - 1},
+			Tuning{ChannelMax: DefaultChannelMax, FrameMax: FrameMaxCap}, 0},
+		{"the cap yields to the client's own frame_max", Config{FrameMax: 4 << 20},
+			ConnectionTune{FrameMax: 1<<32 - 1},
+			Tuning{ChannelMax: DefaultChannelMax, FrameMax: 4 << 20}, 0},
 		{"client lower", Config{ChannelMax: 10, FrameMax: 8192},
 			ConnectionTune{ChannelMax: 2047, FrameMax: 131072},
 			Tuning{ChannelMax: 10, FrameMax: 8192}, 0},
@@ -309,6 +315,23 @@ func TestHandshakeEOFAfterStartOk(t *testing.T) {
 
 	c.ConnectionLost(io.EOF) // once only
 	require.Empty(t, drain(c))
+}
+
+// A broker with authentication_failure_close (RabbitMQ) refuses wrong
+// credentials with a 403: a socket it closes during authentication is a
+// lost connection, not a hint about the credentials.
+func TestHandshakeEOFAfterStartOkWithAuthenticationFailureClose(t *testing.T) {
+	c, p := startConn(t, Config{Auth: []Auth{guest()}})
+	start := rabbitStart()
+	start.ServerProperties["capabilities"].(Table)["authentication_failure_close"] = true
+	require.Empty(t, drive(t, c, t0, p.method(0, start)))
+	c.ConnectionLost(io.ErrUnexpectedEOF)
+	evs := drain(c)
+	require.Equal(t, []EventKind{EventConnectionClosed}, kinds(evs))
+	var he *HandshakeError
+	require.False(t, errors.As(evs[0].Err, &he), "not a handshake refusal: %v", evs[0].Err)
+	require.ErrorIs(t, evs[0].Err, io.ErrUnexpectedEOF)
+	require.ErrorIs(t, evs[0].Err, ErrConnectionClosed)
 }
 
 func TestConnectionLostNilError(t *testing.T) {

@@ -130,8 +130,10 @@ func (e *VersionError) Unwrap() error { return ErrConnectionClosed }
 // HandshakeError is a failure of the connection handshake that the server
 // did not explain with connection.close: no common SASL mechanism, an
 // unsupported version in connection.start, or the socket closed during
-// authentication (servers without the authentication_failure_close
-// capability close the socket on wrong credentials).
+// authentication by a server without the authentication_failure_close
+// capability (such servers close the socket on wrong credentials; with
+// the capability, as RabbitMQ has, wrong credentials are a 403
+// ACCESS_REFUSED and a closed socket is only a lost connection).
 type HandshakeError struct {
 	Text string
 }
