@@ -83,8 +83,9 @@
 // ErrResourceLocked, ErrConnectionForced, ...) and against ErrChannelClosed
 // or ErrConnectionClosed according to what it ended. A channel error ends
 // that channel only: open another to go on. Failures before the connection
-// is open are a *URIError (the URI), a *DialError (network and TLS) or an
-// *Error (the broker refused, such as 403 for wrong credentials). A header
+// is open are a *URIError (the URI) or a *DialError wrapping the cause:
+// network, TLS, or an *Error when the broker refused (such as 403 for
+// wrong credentials, which errors.Is still matches). A header
 // value that cannot be encoded is a *TableError, before anything is sent.
 //
 // # Contexts
