@@ -285,6 +285,13 @@ func (c *Conn) ConnectionState() (state tls.ConnectionState, ok bool) {
 	return tc.ConnectionState(), true
 }
 
+// String names the connection by its URI, without the password (fmt
+// would otherwise print the fields, the password among them).
+func (c *Conn) String() string { return "amqp.Conn(" + c.uri.String() + ")" }
+
+// GoString hides the password of the connection's URI from %#v.
+func (c *Conn) GoString() string { return fmt.Sprintf("&amqp.Conn{URI:%#v}", c.uri) }
+
 // URI returns the URI the connection was made with; its String hides the
 // password.
 func (c *Conn) URI() URI { return c.uri }

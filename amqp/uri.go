@@ -48,7 +48,9 @@ type URI struct {
 }
 
 // URIError says which part of a URI is wrong. It never contains the
-// password.
+// password: it quotes nothing of the URI but its scheme, since a password
+// with an unescaped "/", "?" or "#" spills into the host, port, path or
+// query.
 type URIError struct {
 	Part string // "scheme", "host", "port", "vhost", a query parameter name, ...
 	Text string // what is wrong with it
@@ -77,6 +79,9 @@ func ParseURI(s string) (URI, error) {
 	if u.Opaque != "" {
 		return URI{}, &URIError{Part: "syntax", Text: "expected // after the scheme"}
 	}
+	if err := checkSpill(s, u); err != nil {
+		return URI{}, err
+	}
 	uri.Host = u.Hostname()
 	if uri.Host == "" {
 		uri.Host = "localhost" // the spec's default host
@@ -84,7 +89,7 @@ func ParseURI(s string) (URI, error) {
 	if p := u.Port(); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 || n > 65535 {
-			return URI{}, &URIError{Part: "port", Text: fmt.Sprintf("%q is not a port number", p)}
+			return URI{}, &URIError{Part: "port", Text: "not a port number " + notShown}
 		}
 		uri.Port = n
 	} else if strings.HasSuffix(u.Host, ":") {
@@ -153,7 +158,7 @@ func (uri *URI) parseQuery(raw string) error {
 				case "plain", "amqplain", "external":
 					uri.AuthMechanism = append(uri.AuthMechanism, strings.ToUpper(m))
 				default:
-					return &URIError{Part: "auth_mechanism", Text: fmt.Sprintf("%q is not plain, amqplain or external", m)}
+					return &URIError{Part: "auth_mechanism", Text: "not plain, amqplain or external " + notShown}
 				}
 			}
 		case "cacertfile":
@@ -164,7 +169,7 @@ func (uri *URI) parseQuery(raw string) error {
 			uri.KeyFile = v
 		case "verify":
 			if v != "verify_peer" && v != "verify_none" {
-				return &URIError{Part: "verify", Text: fmt.Sprintf("%q is not verify_peer or verify_none", v)}
+				return &URIError{Part: "verify", Text: "not verify_peer or verify_none " + notShown}
 			}
 			uri.Verify = v
 		case "server_name_indication":
@@ -179,10 +184,10 @@ func (uri *URI) parseQuery(raw string) error {
 		case "password":
 			return &URIError{Part: "password", Text: "encrypted private keys are not supported: give keyfile an unencrypted key"}
 		default:
-			return &URIError{Part: "query", Text: fmt.Sprintf("unknown parameter %q", key)}
+			return &URIError{Part: "query", Text: "unknown parameter " + notShown + "; known are " + knownParameters}
 		}
 		if err != nil {
-			return &URIError{Part: key, Text: fmt.Sprintf("%q is not a valid number", v)}
+			return &URIError{Part: key, Text: "not a valid number " + notShown}
 		}
 	}
 	return nil
@@ -204,6 +209,38 @@ func (uri URI) String() string {
 	u.RawPath = "/" + url.PathEscape(uri.Vhost)
 	u.Path = "/" + uri.Vhost
 	return u.String()
+}
+
+// notShown replaces the part of the URI an error is about, which may hold
+// the password.
+const notShown = "(value not shown: it may hold the password)"
+
+const knownParameters = "heartbeat, frame_max, channel_max, connection_timeout, auth_mechanism, " +
+	"cacertfile, certfile, keyfile, verify, server_name_indication, depth, fail_if_no_peer_cert"
+
+// checkSpill rejects the two ways a user name or password with an
+// unescaped "/", "?" or "#" gets read as something else without making
+// the URI invalid: a "#" starts a fragment (which AMQP URIs do not have),
+// and the "@" that should end the user information then stands in the
+// path or the query. Both are told without quoting anything.
+func checkSpill(s string, u *url.URL) error {
+	if strings.Contains(s, "#") {
+		return &URIError{Part: "syntax", Text: "an unescaped \"#\"; percent-encode it as %23 (in a password too)"}
+	}
+	if strings.Contains(u.EscapedPath(), "@") || strings.Contains(u.RawQuery, "@") {
+		return &URIError{Part: "syntax", Text: "an unescaped \"@\" after the host; if the user name or password " +
+			"holds \"/\" or \"?\", percent-encode it (%2F, %3F), and write any other \"@\" as %40"}
+	}
+	return nil
+}
+
+// GoString hides the password from %#v, as String does.
+func (uri URI) GoString() string {
+	type fields URI // without the methods, so that %#v prints the fields
+	if uri.Password != "" {
+		uri.Password = "xxxxx"
+	}
+	return strings.Replace(fmt.Sprintf("%#v", fields(uri)), "fields", "URI", 1)
 }
 
 // redactURLError describes a url.Parse failure without echoing the input,

@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -66,6 +68,19 @@ func TestParseURIErrorsNameThePartAndHideThePassword(t *testing.T) {
 		{"amqp://host?depth=-1", "depth"},
 		{"amqps://host?keyfile=/k.pem&password=s3cret", "password"},
 		{"amqp://user:s3cr%zzet@host", "syntax"},
+		// A password with an unescaped "?", "#" or "/" spills out of the
+		// user information.
+		{"amqp://guest:5672?s3cret@host/", "syntax"},
+		{"amqp://guest:5672?heartbeat=s3cret@host/", "syntax"},
+		{"amqp://guest:123456#s3cret@host/", "syntax"},
+		{"amqp://guest:5672#s3cret@host/", "syntax"},
+		{"amqp://guest:12/s3cret@host", "syntax"},
+		{"amqp://guest:s3cret9?x=1@host/", "syntax"},
+		{"amqp://host:s3cr", "syntax"},
+		{"amqp://host?s3cret=1", "query"},
+		{"amqp://host?heartbeat=s3cret", "heartbeat"},
+		{"amqp://host?verify=s3cret", "verify"},
+		{"amqp://host?auth_mechanism=s3cret", "auth_mechanism"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -144,4 +159,60 @@ func TestServerNameIndicationDisableSendsNoNameButVerifies(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "mine", given.ServerName, "the caller's config wins")
 	require.False(t, given.InsecureSkipVerify)
+}
+
+// An "@" that is part of a vhost or a file name is written %40; unescaped
+// it would read as the end of a password that spilled out.
+func TestParseURIEscapedAt(t *testing.T) {
+	u, err := ParseURI("amqp://host/team%40prod?certfile=/home/a%40b/c.pem")
+	require.NoError(t, err)
+	require.Equal(t, "team@prod", u.Vhost)
+	require.Equal(t, "/home/a@b/c.pem", u.CertFile)
+}
+
+// However a URI holding a password is mangled, ParseURI's error does not
+// quote any of the password: a property checked over many mutations of
+// URIs whose password is known.
+func TestParseURIErrorsNeverQuoteThePassword(t *testing.T) {
+	const secret = "QxZ9kVw7Jq5"
+	templates := []string{
+		"amqp://guest:%s@host:5672/vh?heartbeat=10",
+		"amqps://%s@host/",
+		"amqp://user:%s@[::1]:5673/%%2f?auth_mechanism=plain&frame_max=8192",
+		"amqp://u:%s@h?certfile=/c.pem&keyfile=/k.pem&verify=verify_peer",
+	}
+	special := []string{"?", "#", "/", "@", ":", "%", "[", "]", "&", "=", " ", "%zz", "\x00", "?heartbeat=", "?bogus", ":99999", "#9"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 20000 {
+		pw := []byte(secret)
+		for range 1 + rng.IntN(3) {
+			at := rng.IntN(len(pw) + 1)
+			ins := special[rng.IntN(len(special))]
+			pw = append(pw[:at], append([]byte(ins), pw[at:]...)...)
+		}
+		in := fmt.Sprintf(templates[i%len(templates)], pw)
+		_, err := ParseURI(in)
+		if err == nil {
+			continue
+		}
+		msg := err.Error()
+		for j := 0; j+3 <= len(secret); j++ {
+			require.NotContains(t, msg, secret[j:j+3], "ParseURI(%q)", in)
+		}
+	}
+}
+
+// %#v, %v and %+v of a URI, and of a Config holding PLAIN or AMQPLAIN
+// credentials, hide the password.
+func TestFormattingHidesThePassword(t *testing.T) {
+	u, err := ParseURI("amqp://user:topsecret@host/")
+	require.NoError(t, err)
+	cfg := Config{Auth: []Auth{PlainAuth{"u", "topsecret"}, &AMQPlainAuth{"u", "topsecret"}}}
+	for _, v := range []any{u, &u, cfg, &cfg, &Conn{uri: u}} {
+		for _, verb := range []string{"%v", "%+v", "%#v"} {
+			s := fmt.Sprintf(verb, v)
+			require.NotContains(t, s, "topsecret", verb)
+		}
+	}
+	require.Contains(t, fmt.Sprintf("%#v", u), `amqp.URI{Scheme:"amqp", Host:"host"`)
 }

@@ -208,6 +208,11 @@ func TestRunUsageErrors(t *testing.T) {
 		{"--bogus"},
 		{"--queue", "q", "--url", "amqp://guest:Sup3rSecret@h:port/", "m"},
 		{"--queue", "q", "--url", "ftp://guest:Sup3rSecret@h/", "m"},
+		// Passwords with an unescaped "?" or "#", spilling out of the
+		// user information.
+		{"--queue", "q", "--url", "amqp://guest:5672?Sup3rSecret@h/", "m"},
+		{"--queue", "q", "--url", "amqp://guest:123456#Sup3rSecret@h/", "m"},
+		{"--queue", "q", "--url", "amqp://guest:x?heartbeat=Sup3rSecret", "m"},
 		{"--queue", "q", "--file", "/nonexistent/amqpsend-test-file"},
 		{"--queue", "q", "--url", "amqps://h/", "--cacert", "/nonexistent/ca.pem", "m"},
 	} {
