@@ -32,12 +32,13 @@ amqpsend publishes messages to a RabbitMQ (AMQP 0-9-1) broker and, unless
 --no-confirm is given, waits until the broker has confirmed every one.
 
 Messages (the first that applies):
-  MESSAGE ...               each argument is one message
+  MESSAGE ...               each argument is one message ('' for an empty
+                            one)
   --file PATH               the file is one message (repeatable; sent after
                             the arguments, in the order given)
   --count N                 N generated messages of --size bytes (load test)
-  standard input            otherwise: all of it is one message, or one
-                            message per line with --lines
+  standard input            otherwise: all of it is one message (empty is
+                            an error), or one message per line with --lines
 
 Destination:
   --queue NAME              send to the queue through the default exchange;

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"io"
 	"strings"
@@ -245,4 +246,25 @@ type blockingReader struct{}
 func (blockingReader) Read([]byte) (int, error) {
 	time.Sleep(100 * time.Millisecond)
 	return 0, io.EOF
+}
+
+// An empty standard input (redirected from /dev/null, say) sends nothing
+// and is a usage error, before connecting; an empty message is asked for
+// as an argument.
+func TestEmptyStandardInput(t *testing.T) {
+	out := runInProcess(t, strings.NewReader(""), map[string]string{"AMQP_URL": "amqp://127.0.0.1:1/"}, "--queue", "q")
+	require.Equal(t, exitUsage, out.code, out.stderr)
+	require.Len(t, out.errorLines(), 1, "one line: %q", out.stderr)
+
+	o, err := parseArgs([]string{"--queue", "q", ""}, noEnv)
+	require.NoError(t, err)
+	src, err := o.source(context.Background(), strings.NewReader(""))
+	require.NoError(t, err)
+	n := 0
+	for m, err := range src {
+		require.NoError(t, err)
+		require.Empty(t, m.body)
+		n++
+	}
+	require.Equal(t, 1, n, "one empty message")
 }

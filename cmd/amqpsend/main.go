@@ -60,11 +60,6 @@ func main() {
 	os.Exit(code)
 }
 
-func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
 // run is amqpsend: it returns the exit code. ctx ends on SIGINT or SIGTERM.
 func run(ctx context.Context, args []string, e env) int {
 	con := &console{w: e.stderr}
@@ -315,6 +310,8 @@ func drawProgress(con *console, p *progress, total int) (stop func()) {
 	}
 }
 
+var errEmptyInput = errors.New("standard input is empty: nothing to send (to send an empty message, give it as an argument: amqpsend [flags] '')")
+
 // source returns the messages the options ask for. A single message from
 // standard input is read now, before connecting.
 func (o *options) source(ctx context.Context, stdin io.Reader) (source, error) {
@@ -329,6 +326,12 @@ func (o *options) source(ctx context.Context, stdin io.Reader) (source, error) {
 	b, err := readAll(ctx, stdin)
 	if err != nil {
 		return nil, err
+	}
+	if len(b) == 0 {
+		// Most likely no input was meant to be given (a script with
+		// standard input from /dev/null); an empty message is asked for
+		// as an argument.
+		return nil, errEmptyInput
 	}
 	return func(yield func(message, error) bool) {
 		yield(message{name: "the message", body: b}, nil)
