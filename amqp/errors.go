@@ -108,7 +108,11 @@ var (
 
 // HandshakeError is a failure of the connection handshake that the broker
 // did not explain: no common SASL mechanism, or the socket closed during
-// authentication. It is defined in an internal package as
+// authentication by a broker without the authentication_failure_close
+// capability (which is how such brokers refuse wrong credentials;
+// RabbitMQ has the capability and answers them with 403 ACCESS_REFUSED, so
+// there a closed socket is a lost connection instead). It comes in a
+// *DialError. It is defined in an internal package as
 //
 //	type HandshakeError struct {
 //		Text string // what failed
