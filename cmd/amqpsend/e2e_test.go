@@ -56,10 +56,27 @@ func TestSendStdin(t *testing.T) {
 	require.Equal(t, exitOK, out.code)
 	require.Equal(t, []string{in}, bodies(getAll(t, ch, q)))
 
-	// Empty standard input is one empty message.
+	// Empty standard input is a usage error and sends nothing; an empty
+	// message is given as an argument.
 	out = runBinary(t, "", nil, "--queue", q)
+	require.Equal(t, exitUsage, out.code)
+	out = runBinary(t, "", nil, "--queue", q, "")
 	require.Equal(t, exitOK, out.code)
 	require.Equal(t, []string{""}, bodies(getAll(t, ch, q)))
+}
+
+// Standard input from /dev/null, a character device but no terminal: no
+// prompt to end it with Ctrl-D, and no empty message sent.
+func TestSendStdinFromDevNull(t *testing.T) {
+	_, ch := dial(t)
+	q := testQueue(t, ch, nil)
+	null, err := os.Open(os.DevNull)
+	require.NoError(t, err)
+	defer null.Close()
+	out := runBinaryFrom(t, null, nil, "--queue", q)
+	require.Equal(t, exitUsage, out.code)
+	require.Len(t, out.errorLines(), 1, "the usage error only, no prompt: %q", out.stderr)
+	require.Empty(t, getAll(t, ch, q))
 }
 
 func TestSendLines(t *testing.T) {

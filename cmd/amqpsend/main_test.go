@@ -106,12 +106,19 @@ func (o outcome) errorLines() []string {
 // (AMQP_URL is taken from the test's environment unless overridden).
 func runBinary(t testing.TB, stdin string, environ []string, args ...string) outcome {
 	t.Helper()
+	return runBinaryFrom(t, strings.NewReader(stdin), environ, args...)
+}
+
+// runBinaryFrom is runBinary with standard input read from stdin, which
+// the child gets as it is when it is an *os.File.
+func runBinaryFrom(t testing.TB, stdin io.Reader, environ []string, args ...string) outcome {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary(t), args...)
 	// The race runtime otherwise sleeps a second at exit.
 	cmd.Env = append(append(os.Environ(), "GORACE=atexit_sleep_ms=0"), environ...)
-	cmd.Stdin = strings.NewReader(stdin)
+	cmd.Stdin = stdin
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
