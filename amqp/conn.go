@@ -220,13 +220,15 @@ func authFor(uri URI, auth []Auth) ([]sansio.Auth, error) {
 // 403 ACCESS_REFUSED for wrong credentials.
 type DialError struct {
 	Addr string // host:port
-	Err  error
+	Err  error  // the cause
 }
 
+// Error names the address and the cause.
 func (e *DialError) Error() string {
 	return "amqp: dial " + e.Addr + ": " + strings.TrimPrefix(e.Err.Error(), "amqp: ")
 }
 
+// Unwrap returns the cause, Err.
 func (e *DialError) Unwrap() error { return e.Err }
 
 func dialTransport(ctx context.Context, uri URI, cfg *Config) (net.Conn, error) {
