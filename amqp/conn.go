@@ -78,17 +78,52 @@ type Config struct {
 	// MaxBodySize bounds the size of a received message; a larger one
 	// closes its channel with 311 CONTENT_TOO_LARGE. 0: 512 MiB.
 	MaxBodySize uint64
+
+	// Recovery is the automatic recovery policy; the zero value recovers
+	// forever. See Recovery and the package documentation.
+	Recovery Recovery
+	// Addresses are more broker URIs (the nodes of a cluster), tried with
+	// the URL given to DialConfig, which may then be empty. Dial and
+	// recovery try them in turn, shuffled unless KeepAddressOrder.
+	Addresses []string
+	// Resolver, when set, is asked for the broker URIs at every dial and
+	// recovery attempt, in place of the URL and Addresses.
+	Resolver func(ctx context.Context) ([]string, error)
+	// KeepAddressOrder tries the addresses in the order given instead of
+	// shuffled.
+	KeepAddressOrder bool
 }
 
 // Conn is a connection to a broker. Its methods are safe for concurrent use
 // by any number of goroutines.
+//
+// A Conn outlives its sockets: unless Config.Recovery.Disable, a lost
+// socket is replaced (see the package documentation), and the Conn, its
+// Channels and their Consumers go on with the new one.
 type Conn struct {
-	a              *actor.Conn
-	uri            URI
-	consumerBuffer int      // Config.ConsumerBuffer, or its default
-	nc             net.Conn // the transport, for its addresses and TLS state
-	blocked        chan Blocking
-	blockOne       sync.Once
+	cfg    Config
+	eps    *endpoints
+	log    *slog.Logger
+	topo   topology
+	events chan RecoveryEvent
+
+	ctx      context.Context // ends only when the connection ends for good
+	cancel   context.CancelCauseFunc
+	closeCtx context.Context // cancelled by Close
+	closeNow context.CancelFunc
+	closing  <-chan struct{} // closeCtx.Done()
+	watchers sync.WaitGroup  // the goroutines that handle a socket's end
+
+	mu       sync.Mutex
+	a        *actor.Conn // the current socket's actor; ended during a recovery
+	uri      URI
+	gen      uint64
+	changed  chan struct{} // closed and replaced when a or err changes
+	err      error         // why the connection ended for good
+	channels map[*Channel]struct{}
+
+	blocked  chan Blocking
+	blockOne sync.Once
 }
 
 // Blocking is a connection.blocked or connection.unblocked notification.
@@ -116,12 +151,35 @@ func Dial(ctx context.Context, url string) (*Conn, error) {
 // error, or the broker's refusal (errors.Is(err, ErrAccessRefused) for
 // wrong credentials, ErrNotAllowed for a vhost that is missing or not
 // permitted).
+//
+// With Config.Addresses or Config.Resolver, it tries each broker once, in
+// turn, and returns the errors of all when none accepts the connection; a
+// refusal of the credentials or the vhost is returned at once.
 func DialConfig(ctx context.Context, url string, cfg Config) (*Conn, error) {
-	uri, err := ParseURI(url)
+	eps, err := newEndpoints(url, &cfg)
 	if err != nil {
 		return nil, err
 	}
-	core, err := coreConfig(uri, &cfg)
+	a, uri, err := dialAny(ctx, eps, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	c := &Conn{cfg: cfg, eps: eps, log: cfg.Logger, a: a, uri: uri, gen: 1,
+		events: make(chan RecoveryEvent, recoveryEventBuffer), changed: make(chan struct{}),
+		channels: make(map[*Channel]struct{})}
+	c.closeCtx, c.closeNow = context.WithCancel(context.Background())
+	c.closing = c.closeCtx.Done()
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	c.ctx, c.cancel = context.WithCancelCause(context.Background())
+	c.watch(a)
+	return c, nil
+}
+
+// dialOne connects to one broker and runs the handshake.
+func dialOne(ctx context.Context, uri URI, cfg *Config) (*actor.Conn, error) {
+	core, err := coreConfig(uri, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +192,7 @@ func DialConfig(ctx context.Context, url string, cfg Config) (*Conn, error) {
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("amqp: connecting to %s took longer than %v: %w", uri.Addr(), timeout, context.DeadlineExceeded))
 	defer cancel()
-	nc, err := dialTransport(ctx, uri, &cfg)
+	nc, err := dialTransport(ctx, uri, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -143,11 +201,7 @@ func DialConfig(ctx context.Context, url string, cfg Config) (*Conn, error) {
 	if err != nil {
 		return nil, &DialError{Addr: uri.Addr(), Err: err}
 	}
-	buffer := cfg.ConsumerBuffer
-	if buffer <= 0 {
-		buffer = actor.DefaultConsumerBuffer
-	}
-	return &Conn{a: a, uri: uri, consumerBuffer: buffer, nc: nc}, nil
+	return a, nil
 }
 
 func coreConfig(uri URI, cfg *Config) (sansio.Config, error) {
@@ -270,90 +324,277 @@ func dialTransport(ctx context.Context, uri URI, cfg *Config) (net.Conn, error) 
 }
 
 // LocalAddr returns the local network address of the connection's
-// transport (nil if a custom Config.Dial's connection reports none).
-func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
+// current transport (nil if a custom Config.Dial's connection reports none).
+func (c *Conn) LocalAddr() net.Addr { return c.actor().NetConn().LocalAddr() }
 
-// RemoteAddr returns the broker's network address.
-func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+// RemoteAddr returns the network address of the broker the connection
+// is on now.
+func (c *Conn) RemoteAddr() net.Addr { return c.actor().NetConn().RemoteAddr() }
 
 // ConnectionState returns the TLS state of the connection (the negotiated
 // version, cipher suite, the broker's certificates); ok is false when the
 // connection does not use TLS.
 func (c *Conn) ConnectionState() (state tls.ConnectionState, ok bool) {
-	tc, ok := c.nc.(*tls.Conn)
+	tc, ok := c.actor().NetConn().(*tls.Conn)
 	if !ok {
 		return tls.ConnectionState{}, false
 	}
 	return tc.ConnectionState(), true
 }
 
-// String names the connection by its URI, without the password (fmt
-// would otherwise print the fields, the password among them).
-func (c *Conn) String() string { return "amqp.Conn(" + c.uri.String() + ")" }
+// String names the connection by the URI of its broker, without the
+// password (fmt would otherwise print the fields, the password among them).
+func (c *Conn) String() string { return "amqp.Conn(" + c.URI().String() + ")" }
 
 // GoString hides the password of the connection's URI from %#v.
-func (c *Conn) GoString() string { return fmt.Sprintf("&amqp.Conn{URI:%#v}", c.uri) }
+func (c *Conn) GoString() string { return fmt.Sprintf("&amqp.Conn{URI:%#v}", c.URI()) }
 
-// URI returns the URI the connection was made with; its String hides the
-// password.
-func (c *Conn) URI() URI { return c.uri }
+// URI returns the URI of the broker the connection is on now; its String
+// hides the password.
+func (c *Conn) URI() URI {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.uri
+}
 
-// Channel opens a new channel.
-func (c *Conn) Channel(ctx context.Context) (*Channel, error) {
-	ach, err := c.a.OpenChannel(ctx)
-	if err != nil {
-		return nil, err
+// current returns the actor of the current socket. During a recovery it
+// waits for the new one, within ctx; once the connection has ended for good
+// it returns why. A ctx already done returns its error at once.
+func (c *Conn) current(ctx context.Context) (*actor.Conn, error) {
+	if ctx.Err() != nil {
+		return nil, context.Cause(ctx)
 	}
-	return &Channel{a: ach, conn: c}, nil
+	for {
+		c.mu.Lock()
+		a, err, changed := c.a, c.err, c.changed
+		c.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		if a.Context().Err() == nil || c.cfg.Recovery.Disable {
+			return a, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+	}
 }
 
-// Close closes the connection: every channel ends, the close handshake runs,
-// and Close returns when the connection's goroutines have exited. If ctx
-// ends first, the socket is closed without waiting for the broker. It
-// returns nil when the connection was closed cleanly, or the error that had
-// already ended it.
+// Channel opens a new channel. During a recovery it waits for the new
+// socket, within ctx.
+func (c *Conn) Channel(ctx context.Context) (*Channel, error) {
+	for {
+		a, err := c.current(ctx)
+		if err != nil {
+			return nil, err
+		}
+		ach, err := a.OpenChannel(ctx)
+		if err != nil {
+			if c.retryAfterLoss(ctx, err) {
+				continue // the socket died: the broker's channel died with it
+			}
+			return nil, err
+		}
+		if ch := c.register(a, ach); ch != nil {
+			return ch, nil
+		}
+		ach.Close(ctx) // a recovery replaced the socket meanwhile
+	}
+}
+
+// retryAfterLoss reports whether an operation that failed with err can be
+// made again once a recovery replaced the socket: it failed because the
+// socket was lost, and whatever it did died with that socket.
+func (c *Conn) retryAfterLoss(ctx context.Context, err error) bool {
+	return !c.cfg.Recovery.Disable && ctx.Err() == nil && connectionLevel(err)
+}
+
+// register makes a handle for ach, a channel of the socket a, unless a is
+// no longer the current socket.
+func (c *Conn) register(a *actor.Conn, ach *actor.Channel) *Channel {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.a != a || c.err != nil {
+		return nil
+	}
+	ch := newChannel(c, ach)
+	c.channels[ch] = struct{}{}
+	return ch
+}
+
+func (c *Conn) forget(ch *Channel) {
+	c.mu.Lock()
+	delete(c.channels, ch)
+	c.mu.Unlock()
+}
+
+// Close closes the connection: every channel ends, a recovery under way
+// stops, the close handshake runs, and Close returns when the connection's
+// goroutines have exited. If ctx ends first, the socket is closed without
+// waiting for the broker. It returns nil when this Close ended the
+// connection cleanly; otherwise the error that had already ended it (or
+// the socket lost before this Close, during a recovery).
 func (c *Conn) Close(ctx context.Context) error {
-	return c.a.Close(ctx)
+	c.closeNow()
+	c.mu.Lock()
+	a, ended := c.a, c.err
+	c.mu.Unlock()
+	err := a.Close(ctx)
+	c.watchers.Wait() // a recovery under way sees closing and stops
+	c.end(ErrConnectionClosed)
+	if ended != nil {
+		return ended
+	}
+	return err
 }
 
-// Context returns a context that is cancelled when the connection ends;
-// context.Cause gives the reason (an *Error for a broker's
-// connection.close, ErrConnectionClosed after Close).
-func (c *Conn) Context() context.Context { return c.a.Context() }
+// end ends the connection for good with cause, and every channel with it.
+func (c *Conn) end(cause error) {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.err = cause
+	c.cancel(cause)
+	close(c.changed)
+	channels := make([]*Channel, 0, len(c.channels))
+	for ch := range c.channels {
+		channels = append(channels, ch)
+	}
+	c.mu.Unlock()
+	for _, ch := range channels {
+		ch.end(cause)
+	}
+}
 
-// IsClosed reports whether the connection has ended.
-func (c *Conn) IsClosed() bool { return c.a.Context().Err() != nil }
+// Context returns a context that is cancelled when the connection ends for
+// good (not when a socket is lost and recovered); context.Cause gives the
+// reason (an *Error for a broker's connection.close, a *RecoveryError when
+// recovery gave up, ErrConnectionClosed after Close).
+func (c *Conn) Context() context.Context { return c.ctx }
+
+// Err returns why the connection ended for good, or nil while it is open or
+// recovering.
+func (c *Conn) Err() error {
+	c.mu.Lock()
+	a, err := c.a, c.err
+	c.mu.Unlock()
+	if err == nil && a.Context().Err() != nil {
+		// Its end may not have been handled yet: handle an end that no
+		// recovery follows now, so that Err agrees with the error a call
+		// has just returned.
+		if cause := context.Cause(a.Context()); c.cfg.Recovery.Disable || !recoverable(cause) {
+			c.end(cause)
+			return c.Err()
+		}
+	}
+	return err
+}
+
+// IsClosed reports whether the connection has ended for good.
+func (c *Conn) IsClosed() bool { return c.Err() != nil }
+
+// Generation counts the sockets the connection has had: 1 at first, plus
+// one per recovery.
+func (c *Conn) Generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// consumerBuffer is Config.ConsumerBuffer, or its default.
+func (c *Conn) consumerBuffer() int {
+	if c.cfg.ConsumerBuffer > 0 {
+		return c.cfg.ConsumerBuffer
+	}
+	return actor.DefaultConsumerBuffer
+}
+
+func (c *Conn) actor() *actor.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.a
+}
 
 // ServerProperties returns the broker's properties (product, version,
-// capabilities, cluster_name, ...).
-func (c *Conn) ServerProperties() Table { return c.a.ServerProperties() }
+// capabilities, cluster_name, ...) of the current socket.
+func (c *Conn) ServerProperties() Table { return c.actor().ServerProperties() }
 
-// Tuning returns the negotiated channel_max, frame_max and heartbeat.
+// Tuning returns the negotiated channel_max, frame_max and heartbeat of the
+// current socket.
 func (c *Conn) Tuning() (channelMax uint16, frameMax uint32, heartbeat time.Duration) {
-	t := c.a.Tuning()
+	t := c.actor().Tuning()
 	return t.ChannelMax, t.FrameMax, t.Heartbeat
 }
 
 // UpdateSecret replaces the connection's credential (for example an expiring
-// OAuth 2 token) with connection.update-secret.
+// OAuth 2 token) with connection.update-secret. During a recovery it waits
+// for the new socket, within ctx.
 func (c *Conn) UpdateSecret(ctx context.Context, secret []byte, reason string) error {
-	return c.a.UpdateSecret(ctx, secret, reason)
+	a, err := c.current(ctx)
+	if err != nil {
+		return err
+	}
+	return a.UpdateSecret(ctx, secret, reason)
 }
 
 // Blocked returns a channel that receives a Blocking when the broker blocks
 // publishers on this connection (a resource alarm) and when it unblocks
 // them. Every notification after the first call is delivered, in order;
-// the channel is closed when the connection ends. While blocked, Publish
-// waits (honouring its context). RabbitMQ sends connection.blocked once a
-// blocked connection publishes, and then stops reading its socket: calls
-// that need the broker's reply wait too (honouring their contexts), while
-// confirms, deliveries and heartbeats keep arriving.
+// the channel is closed when the connection ends for good. While blocked,
+// Publish waits (honouring its context). RabbitMQ sends connection.blocked
+// once a blocked connection publishes, and then stops reading its socket:
+// calls that need the broker's reply wait too (honouring their contexts),
+// while confirms, deliveries and heartbeats keep arriving. A recovered
+// socket starts unblocked.
 func (c *Conn) Blocked() <-chan Blocking {
 	c.blockOne.Do(func() {
 		c.blocked = make(chan Blocking, 4)
-		// forward is owned by the Conn; it exits when the connection ends
-		// and the notifications are delivered, or when Close is called.
-		go forwardAndClose(c.a.Blockings, c.blocked, func(b *actor.Blocking) Blocking { return Blocking(*b) }, c.a.Closing())
+		// The forwarder is owned by the Conn; it exits when the
+		// connection has ended for good and the notifications are
+		// delivered, or when Close is called.
+		go forwardGenerations(c.nextBlockings, c.blocked, func(b *actor.Blocking) Blocking { return Blocking(*b) }, c.closing)
 	})
 	return c.blocked
+}
+
+// nextBlockings returns the notifications of the socket after prev (nil:
+// the current one), waiting during a recovery; nil once the connection has
+// ended for good.
+func (c *Conn) nextBlockings(prev *actor.Mailbox[actor.Blocking]) *actor.Mailbox[actor.Blocking] {
+	for {
+		c.mu.Lock()
+		a, err, changed := c.a, c.err, c.changed
+		c.mu.Unlock()
+		if a.Blockings != prev {
+			return a.Blockings
+		}
+		if err != nil {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-c.closing:
+			return nil
+		}
+	}
+}
+
+// forwardGenerations moves values from each generation's mailbox to out,
+// converted by conv, until next has no more mailboxes or stop closes; then
+// it closes out.
+func forwardGenerations[T, U any](next func(prev *actor.Mailbox[T]) *actor.Mailbox[T], out chan<- U, conv func(*T) U, stop <-chan struct{}) {
+	defer close(out)
+	var mb *actor.Mailbox[T]
+	for {
+		if mb = next(mb); mb == nil {
+			return
+		}
+		if forward(mb, out, conv, stop, nil) == errForwardStopped {
+			return
+		}
+	}
 }

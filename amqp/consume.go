@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"sync"
 
 	"github.com/amqproto/amqproto/internal/actor"
@@ -42,6 +43,13 @@ type ConsumeOptions struct {
 // when the broker cancelled it (its queue was deleted, for example),
 // ErrConsumerOverflow, or the error that ended the channel or connection.
 //
+// A consumer outlives a recovery of its connection: Deliveries stays open,
+// and the consumer is registered again, with the same tag, on the
+// recovered channel. Deliveries of a manual-ack consumer still buffered
+// from the lost socket are dropped, not handed over: they can no longer be
+// acknowledged, and the broker delivers them again (Redelivered). Those of
+// an auto-ack consumer are handed over.
+//
 // A consumer that stops reading stalls only itself. A manual-ack consumer's
 // buffer is bounded by its prefetch count (the channel's Qos before
 // Consume, or Consume's default, Config.ConsumerBuffer). An auto-ack
@@ -52,17 +60,26 @@ type ConsumeOptions struct {
 // be acknowledged and the broker requeues them; those of an auto-ack
 // consumer are still handed over, until the connection is closed.
 type Consumer struct {
-	a          *actor.Consumer
 	ch         *Channel
+	tag        string
+	opts       ConsumeOptions
+	queue      string // guarded by ch.mu: a recovery may rename it
+	prefetch   int    // the channel's per-consumer prefetch when it started
+	prefetchOn bool
 	deliveries chan Delivery
 	done       chan struct{}
 	stopCancel func() bool // stops CancelWithContext's watch; nil without it
-	mu         sync.Mutex
-	err        error
+
+	mu      sync.Mutex
+	a       *actor.Consumer // on the current generation of the channel
+	gen     *chanGen
+	changed chan struct{} // closed and replaced when a or err changes
+	err     error         // why the consumer ended
 }
 
 // Consume starts a consumer on queue. ctx bounds the call (and, with
-// ConsumeOptions.CancelWithContext, the consumer's life).
+// ConsumeOptions.CancelWithContext, the consumer's life). During a recovery
+// it waits for the recovered channel, within ctx.
 //
 // A manual-ack consumer on a channel where Qos was never called first gets
 // a prefetch: Consume sends basic.qos with a per-consumer (global=false)
@@ -74,45 +91,102 @@ type Consumer struct {
 // (logged at Warn) once it falls ConsumerBuffer deliveries behind, as an
 // auto-ack consumer is.
 func (ch *Channel) Consume(ctx context.Context, queue string, opts ConsumeOptions) (*Consumer, error) {
-	tag := opts.Tag
-	if tag == "" {
-		tag = newConsumerTag()
+	if opts.Tag == "" {
+		opts.Tag = newConsumerTag()
 	}
 	if !opts.AutoAck {
 		if err := ch.defaultPrefetch(ctx); err != nil {
 			return nil, err
 		}
 	}
-	ac, err := ch.a.Consume(ctx, &sansio.BasicConsume{Queue: queue, ConsumerTag: tag, NoLocal: opts.NoLocal,
-		NoAck: opts.AutoAck, Exclusive: opts.Exclusive, Arguments: opts.Args})
-	if err != nil {
-		return nil, err
+	for {
+		g, err := ch.current(ctx)
+		if err != nil {
+			return nil, err
+		}
+		c := &Consumer{ch: ch, tag: opts.Tag, opts: opts, queue: queue, deliveries: make(chan Delivery, 64),
+			done: make(chan struct{}), changed: make(chan struct{})}
+		ac, err := g.a.Consume(ctx, c.method(queue))
+		if err != nil {
+			if ch.conn.retryAfterLoss(ctx, err) {
+				continue // the socket died, and the consumer with it
+			}
+			return nil, err
+		}
+		if !ch.addConsumer(c, g) {
+			continue // a recovery replaced the channel meanwhile
+		}
+		c.a, c.gen = ac, g
+		if opts.CancelWithContext {
+			// The goroutine AfterFunc starts is owned by the consumer;
+			// Cancel returns once the broker confirms or the channel ends.
+			c.stopCancel = context.AfterFunc(ctx, func() { _ = c.Cancel(context.WithoutCancel(ctx)) })
+		}
+		ac.Deliveries.SetDirect(c.offerFor(g))
+		// run is owned by the consumer; it exits once the consumer has
+		// ended for good and its deliveries are handed over (or dropped,
+		// see above), or when the connection is closed.
+		go c.run()
+		return c, nil
 	}
-	c := &Consumer{a: ac, ch: ch, deliveries: make(chan Delivery, 64), done: make(chan struct{})}
-	if opts.CancelWithContext {
-		// The goroutine AfterFunc starts is owned by the consumer; Cancel
-		// returns once the broker confirms or the channel ends.
-		c.stopCancel = context.AfterFunc(ctx, func() { _ = c.Cancel(ch.a.Context()) })
+}
+
+func (c *Consumer) method(queue string) *sansio.BasicConsume {
+	return &sansio.BasicConsume{Queue: queue, ConsumerTag: c.tag, NoLocal: c.opts.NoLocal, NoAck: c.opts.AutoAck,
+		Exclusive: c.opts.Exclusive, Arguments: c.opts.Args}
+}
+
+// addConsumer records c for recovery; false when g is no longer the
+// channel's current generation (a recovery replaced it).
+func (ch *Channel) addConsumer(c *Consumer, g *chanGen) bool {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.err != nil {
+		return true // it ends with its channel, as its registration does
 	}
-	ac.Deliveries.SetDirect(c.offer)
-	// run is owned by the consumer; it exits once the consumer has ended
-	// and its deliveries are handed over (or dropped, see above), or when
-	// the connection is closed.
-	go c.run()
-	return c, nil
+	if ch.gen != g {
+		return false
+	}
+	c.prefetch, c.prefetchOn = ch.set.prefetch, ch.set.prefetchSet
+	ch.consumers = append(ch.consumers, c)
+	return true
+}
+
+func (ch *Channel) removeConsumer(c *Consumer) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	ch.consumers = slices.DeleteFunc(ch.consumers, func(o *Consumer) bool { return o == c })
+}
+
+// renameQueue makes the consumers of a renamed server-named queue follow it.
+func (ch *Channel) renameQueue(oldName, newName string) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	for _, c := range ch.consumers {
+		if c.queue == oldName {
+			c.queue = newName
+		}
+	}
 }
 
 // defaultPrefetch gives the channel's manual-ack consumers a prefetch of
 // ConsumerBuffer, unless the user called Qos; see Consume.
 func (ch *Channel) defaultPrefetch(ctx context.Context) error {
-	if ch.qosCalled.Load() || ch.prefetchSet.Load() {
+	ch.mu.Lock()
+	chosen := ch.set.qosCalled || ch.set.prefetchSet
+	ch.mu.Unlock()
+	if chosen {
 		return nil
 	}
-	n := min(ch.conn.consumerBuffer, 65535)
+	n := min(ch.conn.consumerBuffer(), 65535)
 	if _, err := ch.call(ctx, &sansio.BasicQos{PrefetchCount: uint16(n)}); err != nil {
 		return err
 	}
-	ch.prefetchSet.Store(true)
+	ch.record(func(s *settings) {
+		if !s.qosCalled {
+			s.prefetch, s.prefetchSet = n, true
+		}
+	})
 	return nil
 }
 
@@ -123,7 +197,7 @@ func newConsumerTag() string {
 }
 
 // Tag returns the consumer tag.
-func (c *Consumer) Tag() string { return c.a.Tag }
+func (c *Consumer) Tag() string { return c.tag }
 
 // Deliveries returns the channel of deliveries; see Consumer.
 func (c *Consumer) Deliveries() <-chan Delivery { return c.deliveries }
@@ -140,54 +214,155 @@ func (c *Consumer) Err() error {
 
 // Cancel cancels the consumer (basic.cancel) and waits for the broker to
 // confirm. Deliveries already received are still handed over before
-// Deliveries closes.
-func (c *Consumer) Cancel(ctx context.Context) error { return c.a.Cancel(ctx) }
+// Deliveries closes. Once Cancel has returned nil, Err reports
+// ErrConsumerCancelled (unless the consumer had ended before).
+func (c *Consumer) Cancel(ctx context.Context) error {
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	c.mu.Lock()
+	a := c.a
+	c.mu.Unlock()
+	err := a.Cancel(ctx)
+	if err == nil {
+		c.ch.removeConsumer(c)
+		c.end(ErrConsumerCancelled)
+	}
+	return err
+}
+
+// end ends the consumer for good with err, unless it has ended already.
+func (c *Consumer) end(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return
+	}
+	c.err = err
+	close(c.changed)
+}
+
+// resume moves the consumer to ac, its registration on the recovered
+// generation g of its channel.
+func (c *Consumer) resume(ac *actor.Consumer, g *chanGen) {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		_ = ac.Cancel(context.Background()) // ended during the recovery
+		return
+	}
+	c.a, c.gen = ac, g
+	ac.Deliveries.SetDirect(c.offerFor(g))
+	close(c.changed)
+	c.changed = make(chan struct{})
+	c.mu.Unlock()
+}
 
 func (c *Consumer) run() {
-	q := c.a.Deliveries
-	stop := c.ch.conn.a.Closing()
-	var abandon <-chan struct{}
-	if !c.a.NoAck {
-		abandon = c.ch.a.Context().Done()
-	}
-	err := forward(q, c.deliveries, c.delivery, stop, abandon)
-	switch {
-	case errors.Is(err, errForwardStopped):
-		err = c.closeCause()
-	case errors.Is(err, errForwardAbandoned):
-		err = context.Cause(c.ch.a.Context())
+	var err error
+	for {
+		c.mu.Lock()
+		a, g := c.a, c.gen
+		c.mu.Unlock()
+		err = c.forward(a.Deliveries, g)
+		a.Deliveries.SetDirect(nil) // waits out a direct send in progress: none may follow the close
+		c.dropUnackable(g)
+		if err == errForwardStopped || c.ch.conn.cfg.Recovery.Disable || !connectionLevel(err) || !c.awaitNext(a) {
+			break
+		}
 	}
 	if c.stopCancel != nil {
 		c.stopCancel()
 	}
-	q.SetDirect(nil) // waits out a direct send in progress: none may follow the close
+	if err == errForwardStopped {
+		err = c.closeCause()
+	}
+	c.ch.removeConsumer(c)
 	c.mu.Lock()
-	c.err = err
+	if c.err == nil {
+		c.err = err
+		close(c.changed)
+	}
 	c.mu.Unlock()
 	close(c.deliveries)
 	close(c.done)
+}
+
+// forward hands the deliveries of generation g over until its mailbox is
+// closed (it returns why), the channel of a manual-ack consumer ends (its
+// deliveries can no longer be acknowledged: the channel's error), or the
+// connection is closed (errForwardStopped).
+func (c *Consumer) forward(mb *actor.Mailbox[sansio.Message], g *chanGen) error {
+	var abandon <-chan struct{}
+	if !c.opts.AutoAck {
+		abandon = g.a.Context().Done()
+	}
+	conv := func(m *sansio.Message) Delivery { return newDelivery(c.ch, g, m) }
+	err := forward(mb, c.deliveries, conv, c.ch.conn.closing, abandon)
+	if err == errForwardAbandoned {
+		return context.Cause(g.a.Context())
+	}
+	return err
+}
+
+// dropUnackable takes back, from the Deliveries buffer, the deliveries of a
+// manual-ack consumer whose channel generation g has ended: acking them
+// would fail, and the broker delivers them again.
+func (c *Consumer) dropUnackable(g *chanGen) {
+	if c.opts.AutoAck || g.a.Context().Err() == nil {
+		return
+	}
+	for {
+		select {
+		case <-c.deliveries:
+		default:
+			return
+		}
+	}
+}
+
+// awaitNext waits until a recovery moves the consumer off prev (true), or
+// the consumer ends for good (false).
+func (c *Consumer) awaitNext(prev *actor.Consumer) bool {
+	for {
+		c.mu.Lock()
+		a, err, changed := c.a, c.err, c.changed
+		c.mu.Unlock()
+		if err != nil {
+			return false
+		}
+		if a != prev {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-c.ch.conn.closing:
+			return false
+		}
+	}
 }
 
 // closeCause is why the connection ended, once Close was called: its
 // context may not be cancelled yet, but the consumer must not end with a
 // nil Err.
 func (c *Consumer) closeCause() error {
-	if err := context.Cause(c.ch.conn.a.Context()); err != nil {
+	if err := context.Cause(c.ch.conn.ctx); err != nil {
 		return err
 	}
 	return ErrConnectionClosed
 }
 
-func (c *Consumer) delivery(m *sansio.Message) Delivery { return newDelivery(c.ch, m) }
-
-// offer is the mailbox's direct path: the loop hands a delivery straight to
-// Deliveries when it has room, without waking the forwarding goroutine.
-func (c *Consumer) offer(m sansio.Message) bool {
-	select {
-	case c.deliveries <- newDelivery(c.ch, &m):
-		return true
-	default:
-		return false
+// offerFor returns the direct path of generation g's queue: the loop hands
+// a delivery straight to Deliveries when it has room, without waking the
+// forwarding goroutine.
+func (c *Consumer) offerFor(g *chanGen) func(sansio.Message) bool {
+	return func(m sansio.Message) bool {
+		select {
+		case c.deliveries <- newDelivery(c.ch, g, &m):
+			return true
+		default:
+			return false
+		}
 	}
 }
 
@@ -215,12 +390,13 @@ type Delivery struct {
 	// Body is the message body, owned by the receiver.
 	Body []byte
 
-	ch *Channel
+	ch  *Channel
+	gen *chanGen // the channel generation it came on
 }
 
-func newDelivery(ch *Channel, m *sansio.Message) Delivery {
-	return Delivery{ConsumerTag: m.ConsumerTag, DeliveryTag: m.DeliveryTag, Redelivered: m.Redelivered,
-		Exchange: m.Exchange, RoutingKey: m.RoutingKey, Properties: Properties(m.Properties), Body: m.Body, ch: ch}
+func newDelivery(ch *Channel, g *chanGen, m *sansio.Message) Delivery {
+	return Delivery{ConsumerTag: m.ConsumerTag, DeliveryTag: g.tag(m.DeliveryTag), Redelivered: m.Redelivered,
+		Exchange: m.Exchange, RoutingKey: m.RoutingKey, Properties: Properties(m.Properties), Body: m.Body, ch: ch, gen: g}
 }
 
 // Channel returns the channel the delivery came on.
@@ -232,12 +408,14 @@ var ErrNoDelivery = errors.New("amqp: not a delivery from the broker")
 
 // Ack acknowledges the delivery; with multiple, also every earlier
 // unacknowledged delivery of its channel. It fails with an error matching
-// ErrChannelClosed once the channel has ended.
+// ErrChannelClosed once the channel has ended, and with ErrStaleDelivery
+// (which matches it too) once the channel was recovered since the delivery
+// came: it never acknowledges another message.
 func (d *Delivery) Ack(ctx context.Context, multiple bool) error {
 	if d.ch == nil {
 		return ErrNoDelivery
 	}
-	return d.ch.Ack(ctx, d.DeliveryTag, multiple)
+	return d.ch.settle(ctx, d.gen, &sansio.BasicAck{DeliveryTag: d.DeliveryTag, Multiple: multiple})
 }
 
 // Nack rejects the delivery (with multiple, also every earlier one),
@@ -246,7 +424,7 @@ func (d *Delivery) Nack(ctx context.Context, multiple, requeue bool) error {
 	if d.ch == nil {
 		return ErrNoDelivery
 	}
-	return d.ch.Nack(ctx, d.DeliveryTag, multiple, requeue)
+	return d.ch.settle(ctx, d.gen, &sansio.BasicNack{DeliveryTag: d.DeliveryTag, Multiple: multiple, Requeue: requeue})
 }
 
 // Reject rejects the delivery, requeueing it or not.
@@ -254,5 +432,5 @@ func (d *Delivery) Reject(ctx context.Context, requeue bool) error {
 	if d.ch == nil {
 		return ErrNoDelivery
 	}
-	return d.ch.Reject(ctx, d.DeliveryTag, requeue)
+	return d.ch.settle(ctx, d.gen, &sansio.BasicReject{DeliveryTag: d.DeliveryTag, Requeue: requeue})
 }

@@ -173,21 +173,81 @@
 //   - Conn.Context and Channel.Context: cancelled when the connection or
 //     channel ends, with the reason as context.Cause.
 //
-// # When a connection ends
+// # When a socket is lost: automatic recovery
 //
-// A connection ends when Close is called, when the broker closes it
-// (connection.close: an *Error matching ErrConnectionClosed, such as 320
-// CONNECTION_FORCED when an operator closes it), when the network fails, or
-// when the broker stays silent for two heartbeat intervals
-// (ErrHeartbeatTimeout). Then every channel ends with it; calls waiting on
-// it return an error matching ErrConnectionClosed; Conn.Context and every
-// Channel.Context are cancelled with the cause; every pending Confirmation
-// fails (the broker may or may not have taken its message); consumers end,
+// A Conn outlives its sockets. When the network fails, the broker stays
+// silent for two heartbeat intervals (ErrHeartbeatTimeout), or the broker
+// closes the connection with 320 CONNECTION_FORCED (an operator, a node
+// shutting down), 506 RESOURCE_ERROR or 541 INTERNAL_ERROR, the Conn
+// recovers: it waits (Recovery.InitialDelay, 1 s with ±25% jitter, then
+// doubling up to Recovery.MaxDelay, 2 s), dials the broker again, walking
+// the URL and Config.Addresses (or Config.Resolver's list) in turn,
+// shuffled unless Config.KeepAddressOrder, and restores, in order:
+//
+//   - the topology declared through this Conn: exchanges, queues (a
+//     server-named queue gets a new name, and its bindings and consumers
+//     follow it; RecoveryEvents reports the new name) and bindings.
+//     Deletions and unbindings remove entities from the record;
+//     Recovery.Filter leaves entities out. An entity the broker refuses is
+//     reported (TopologyFailed) and the rest goes on;
+//   - every open Channel, with its Qos, confirm mode and transaction mode;
+//   - every Consumer, with its tag, on its Channel.
+//
+// The handles stay valid: the same *Conn, *Channel and *Consumer go on,
+// and a consumer's Deliveries channel stays open. The model is one handle
+// over a succession of generations, each the channel or consumer on one
+// socket:
+//
+//   - a call made during a recovery waits for it, within its context, and
+//     then runs on the new socket;
+//   - a synchronous call in flight when the socket was lost (a declare, a
+//     bind, a Get) fails with an error matching ErrConnectionClosed: it may
+//     have taken effect, so it is not repeated;
+//   - a publish refused because the socket had just been lost waits and
+//     goes to the new socket. One handed over before the loss whose confirm
+//     had not come settles its Confirmation with ErrOutcomeUnknown (which
+//     also matches ErrConnectionClosed): the broker may or may not have the
+//     message. It is never reported as acked or nacked, and never published
+//     again, unless Recovery.RepublishUnconfirmed opts in to at-least-once
+//     publishing;
+//   - delivery tags keep growing across a recovery. A Delivery received
+//     before it can no longer be acknowledged: Ack, Nack and Reject fail
+//     with ErrStaleDelivery (matching ErrChannelClosed), never touching
+//     another message, and the broker delivers the message again, with
+//     Redelivered set. Deliveries of a manual-ack consumer still buffered
+//     from the lost socket are dropped rather than handed over;
+//   - a transaction in progress is lost: the next TxCommit or TxRollback
+//     fails with ErrTxLost, and nothing of it is replayed;
+//   - Conn.Context and Channel.Context stay alive: they end only when the
+//     connection or channel ends for good. Conn.Generation counts sockets.
+//
+// Conn.RecoveryEvents reports each step (Recovering with the cause,
+// AttemptFailed, Recovered with the address and generation,
+// TopologyFailed, QueueRenamed, RecoveryFailed) on a bounded channel that
+// recovery never waits for; the log gets a Warn for each loss and an Info
+// for each recovery.
+//
+// What never starts a recovery: Close; a protocol error (501 to 505, 540),
+// which a new socket would only repeat; and a channel's own error (404,
+// 403, 406 on a channel), which ends that channel only, as without
+// recovery. A refusal of the credentials or the vhost (403, 530) fails the
+// first Dial at once, and counts as one failed attempt during a recovery.
+// The policy (Recovery.MaxAttempts, Recovery.MaxDuration) bounds a
+// recovery; when it gives up, the connection ends with a *RecoveryError.
+// Recovery.Disable switches recovery off.
+//
+// # When a connection ends for good
+//
+// A connection ends for good when Close is called, when a recovery gives
+// up or is switched off, or when the end is one no recovery follows (see
+// above). Then every channel ends with it; calls waiting on it return an
+// error matching ErrConnectionClosed (and, on a channel, ErrChannelClosed);
+// Conn.Context and every Channel.Context are cancelled with the cause;
+// every pending Confirmation fails with ErrOutcomeUnknown; consumers end,
 // and the deliveries still buffered for a manual-ack consumer are dropped,
 // since they can no longer be acknowledged and the broker requeues them,
 // while those of an auto-ack consumer are still handed over until Close is
-// called. The client does not reconnect: dial again, and declare again what
-// the connection held (exclusive and auto-delete queues, consumers).
+// called.
 //
 // # Limits and defaults
 //

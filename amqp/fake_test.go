@@ -26,6 +26,9 @@ func fakeConnConfig(t *testing.T, cfg Config, script func(b *fakebroker.Broker))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	cfg.Dial = func(context.Context, string, string) (net.Conn, error) { return client, nil }
+	// One script, one socket: these tests are about a connection's end;
+	// recovery has tests of its own.
+	cfg.Recovery.Disable = true
 	c, err := DialConfig(ctx, "amqp://fake/", cfg)
 	if err != nil {
 		client.Close()

@@ -112,7 +112,7 @@ func (c *Confirmation) Err() error {
 	}
 	switch {
 	case c.p.Confirm == sansio.ConfirmFailed:
-		return c.p.Err
+		return &outcomeUnknownError{cause: c.p.Err}
 	case c.p.Confirm == sansio.ConfirmNack:
 		return ErrNacked
 	case c.p.Return != nil:
@@ -178,6 +178,9 @@ func newReturn(m *sansio.Message) Return {
 // Publish returns a Confirmation for every message.
 func (ch *Channel) Confirm(ctx context.Context) error {
 	_, err := ch.call(ctx, &sansio.ConfirmSelect{})
+	if err == nil {
+		ch.record(func(s *settings) { s.confirm = true })
+	}
 	return err
 }
 
@@ -193,18 +196,34 @@ func (ch *Channel) Confirm(ctx context.Context) error {
 // it, including that loss, also after ctx ends; otherwise it is nil, and
 // its methods report ErrNotConfirmMode. A channel that has ended refuses
 // publishes, also those waiting for channel.flow when it ends.
+//
+// During a recovery Publish waits for the recovered channel, within ctx. A
+// publish refused because the socket had just been lost, before it was
+// handed over, waits the same way and goes to the recovered channel.
 func (ch *Channel) Publish(ctx context.Context, p Publishing) (*Confirmation, error) {
 	m := sansio.BasicPublish{Exchange: p.Exchange, RoutingKey: p.RoutingKey, Mandatory: p.Mandatory}
 	props := sansio.Properties(p.Properties)
-	if !ch.a.InConfirmMode() {
-		return nil, ch.a.Publish(ctx, &m, &props, p.Body, nil)
+	for {
+		g, err := ch.current(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var c *Confirmation
+		if g.a.InConfirmMode() {
+			c = &Confirmation{}
+			c.p.Owner = c
+			err = g.a.Publish(ctx, &m, &props, p.Body, &c.p)
+		} else {
+			err = g.a.Publish(ctx, &m, &props, p.Body, nil)
+		}
+		if err != nil && ch.conn.retryAfterLoss(ctx, err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
-	c := &Confirmation{}
-	c.p.Owner = c
-	if err := ch.a.Publish(ctx, &m, &props, p.Body, &c.p); err != nil {
-		return nil, err
-	}
-	return c, nil
 }
 
 // Confirmations returns a channel that receives the Confirmation of every
@@ -214,15 +233,48 @@ func (ch *Channel) Publish(ctx context.Context, p Publishing) (*Confirmation, er
 func (ch *Channel) Confirmations() <-chan *Confirmation {
 	ch.confirmOnce.Do(func() {
 		ch.confirms = make(chan *Confirmation, 64)
-		ch.a.EnableOutcomes()
-		// forward is owned by the channel; it exits when the channel has
-		// ended and every outcome was delivered, or when the connection
-		// was closed.
-		go forwardAndClose(ch.a.Outcomes, ch.confirms, func(o **actor.Outcome) *Confirmation {
-			return (*o).Owner.(*Confirmation)
-		}, ch.conn.a.Closing())
+		ch.record(func(s *settings) {
+			s.outcomes = true
+			ch.gen.a.EnableOutcomes()
+		})
+		// The forwarder is owned by the channel; it exits when the channel
+		// has ended for good and every outcome was delivered, or when the
+		// connection was closed.
+		go forwardGenerations(ch.nextOutcomes, ch.confirms, func(p **actor.Outcome) *Confirmation {
+			return (*p).Owner.(*Confirmation)
+		}, ch.conn.closing)
 	})
 	return ch.confirms
+}
+
+func (ch *Channel) nextOutcomes(prev *actor.Mailbox[*actor.Outcome]) *actor.Mailbox[*actor.Outcome] {
+	return nextOf(ch, prev, func(a *actor.Channel) *actor.Mailbox[*actor.Outcome] { return a.Outcomes })
+}
+
+func (ch *Channel) nextReturns(prev *actor.Mailbox[sansio.Message]) *actor.Mailbox[sansio.Message] {
+	return nextOf(ch, prev, func(a *actor.Channel) *actor.Mailbox[sansio.Message] { return a.Returns })
+}
+
+// nextOf returns the mailbox of the channel's generation after the one of
+// prev (nil: the current one), waiting during a recovery; nil once the
+// channel has ended for good and prev was its last.
+func nextOf[T any](ch *Channel, prev *actor.Mailbox[T], of func(*actor.Channel) *actor.Mailbox[T]) *actor.Mailbox[T] {
+	for {
+		ch.mu.Lock()
+		q, err, changed := of(ch.gen.a), ch.err, ch.changed
+		ch.mu.Unlock()
+		if q != prev {
+			return q
+		}
+		if err != nil {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ch.conn.closing:
+			return nil
+		}
+	}
 }
 
 // Returns returns a channel that receives every message the broker returns
@@ -231,9 +283,12 @@ func (ch *Channel) Confirmations() <-chan *Confirmation {
 func (ch *Channel) Returns() <-chan Return {
 	ch.returnsOnce.Do(func() {
 		ch.returns = make(chan Return, 16)
-		ch.a.EnableReturns()
-		// forward is owned by the channel, as for Confirmations.
-		go forwardAndClose(ch.a.Returns, ch.returns, newReturn, ch.conn.a.Closing())
+		ch.record(func(s *settings) {
+			s.returns = true
+			ch.gen.a.EnableReturns()
+		})
+		// The forwarder is owned by the channel, as for Confirmations.
+		go forwardGenerations(ch.nextReturns, ch.returns, func(m *sansio.Message) Return { return newReturn(m) }, ch.conn.closing)
 	})
 	return ch.returns
 }

@@ -16,6 +16,8 @@ func TestBrokerWide(t *testing.T) {
 	env(t, "AMQP_RABBITMQCTL")
 	t.Run("MemoryAlarm", testMemoryAlarm)
 	t.Run("CloseAllConnections", testCloseAllConnections)
+	t.Run("RecoveryAfterForcedClose", testRecoveryAfterForcedClose)
+	t.Run("RecoveryAfterBrokerRestart", testRecoveryAfterBrokerRestart)
 }
 
 func testMemoryAlarm(t *testing.T) {
@@ -99,7 +101,8 @@ func testMemoryAlarm(t *testing.T) {
 }
 
 func testCloseAllConnections(t *testing.T) {
-	c := dial(t, amqp.Config{ConnectionName: t.Name()})
+	// Without recovery, a forced close ends the connection for good.
+	c := dial(t, amqp.Config{ConnectionName: t.Name(), Recovery: amqp.Recovery{Disable: true}})
 	blocked := c.Blocked()
 	ch := confirmChannel(t, c)
 	ctx := ctxT(t)

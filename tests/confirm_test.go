@@ -207,7 +207,7 @@ func TestConfirmationsSurviveConnectionLoss(t *testing.T) {
 		mu sync.Mutex
 		nc net.Conn
 	)
-	cfg := amqp.Config{ConnectionName: t.Name(), Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+	cfg := amqp.Config{ConnectionName: t.Name(), Recovery: amqp.Recovery{Disable: true}, Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var d net.Dialer
 		c, err := d.DialContext(ctx, network, addr)
 		mu.Lock()

@@ -90,7 +90,7 @@ func TestConfirmationsReportEveryPublishWhenTheConnectionIsLost(t *testing.T) {
 	t.Parallel()
 	for range 3 {
 		var nc atomic.Pointer[net.Conn]
-		c := dial(t, amqp.Config{ConnectionName: t.Name(), Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c := dial(t, amqp.Config{ConnectionName: t.Name(), Recovery: amqp.Recovery{Disable: true}, Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			var d net.Dialer
 			conn, err := d.DialContext(ctx, network, addr)
 			if err == nil {

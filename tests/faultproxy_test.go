@@ -37,7 +37,7 @@ func requireEnds(t *testing.T, c *amqp.Conn, what string) {
 // ends the connection at once, and a blackholed link only by heartbeat.
 func TestFaultProxyCutEndsTheConnection(t *testing.T) {
 	p, u := proxied(t)
-	c := dialURL(t, u, amqp.Config{})
+	c := dialURL(t, u, amqp.Config{Recovery: amqp.Recovery{Disable: true}})
 	channel(t, c)
 	require.Equal(t, 1, p.Accepted())
 	p.Cut()
@@ -46,7 +46,7 @@ func TestFaultProxyCutEndsTheConnection(t *testing.T) {
 
 func TestFaultProxyBlackholeEndsTheConnectionByHeartbeat(t *testing.T) {
 	p, u := proxied(t)
-	c := dialURL(t, u, amqp.Config{Heartbeat: time.Second})
+	c := dialURL(t, u, amqp.Config{Heartbeat: time.Second, Recovery: amqp.Recovery{Disable: true}})
 	channel(t, c)
 	p.Blackhole(true)
 	start := time.Now()

@@ -186,6 +186,9 @@ func Dial(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error) {
 	}
 }
 
+// NetConn returns the transport the connection runs on.
+func (c *Conn) NetConn() net.Conn { return c.nc }
+
 // Closing is closed when Close is called.
 func (c *Conn) Closing() <-chan struct{} { return c.closing }
 

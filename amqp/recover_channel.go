@@ -1,0 +1,141 @@
+package amqp
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/amqproto/amqproto/internal/actor"
+	"github.com/amqproto/amqproto/internal/sansio"
+)
+
+// restore reopens the channel on socket a, with its settings and
+// consumers, and makes that its current generation. Only a failure of the
+// socket itself fails it: a consumer that cannot be registered again is
+// ended, reported, and left out.
+func (ch *Channel) restore(ctx context.Context, a *actor.Conn) error {
+	for {
+		ch.mu.Lock()
+		if ch.err != nil || ch.gen.a.Conn() == a {
+			ch.mu.Unlock()
+			return nil
+		}
+		set, consumers, queues, old := ch.set, slices.Clone(ch.consumers), ch.consumerQueues(), ch.gen
+		ch.mu.Unlock()
+
+		ach, err := a.OpenChannel(ctx)
+		if err != nil {
+			return err
+		}
+		acs, err := ch.reapply(ctx, ach, set, consumers, queues)
+		if err != nil {
+			return err
+		}
+		if acs == nil || !ch.swap(ach, old, consumers) {
+			_ = ach.Close(ctx) // a consumer was left out, or added: again
+			continue
+		}
+		g := ch.current0()
+		for i, c := range consumers {
+			if acs[i] != nil {
+				c.resume(acs[i], g)
+			}
+		}
+		return nil
+	}
+}
+
+// consumerQueues lists the queue of each consumer; ch.mu is held.
+func (ch *Channel) consumerQueues() []string {
+	q := make([]string, len(ch.consumers))
+	for i, c := range ch.consumers {
+		q[i] = c.queue
+	}
+	return q
+}
+
+// swap makes ach the current generation, unless the channel ended or its
+// consumers changed since the restore began.
+func (ch *Channel) swap(ach *actor.Channel, old *chanGen, consumers []*Consumer) bool {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.err != nil || ch.gen != old || !slices.Equal(ch.consumers, consumers) {
+		return ch.err != nil // ended: nothing to restore
+	}
+	if ch.set.outcomes {
+		ach.EnableOutcomes()
+	}
+	if ch.set.returns {
+		ach.EnableReturns()
+	}
+	ch.gen = newGen(ach, old.maxTag.Load())
+	ch.txLost = ch.set.tx
+	close(ch.changed)
+	ch.changed = make(chan struct{})
+	ch.watch(ch.gen)
+	return true
+}
+
+// reapply sets ach up as the channel was, and registers its consumers
+// again. It returns the new registrations (nil where a consumer was left
+// out), or nil when one failed and closed ach.
+func (ch *Channel) reapply(ctx context.Context, ach *actor.Channel, set settings, consumers []*Consumer, queues []string) ([]*actor.Consumer, error) {
+	steps := []struct {
+		on bool
+		m  sansio.Method
+	}{
+		{set.globalSet, &sansio.BasicQos{PrefetchCount: uint16(set.globalPrefetch), Global: true}},
+		{set.confirm, &sansio.ConfirmSelect{}},
+		{set.tx, &sansio.TxSelect{}},
+	}
+	for _, s := range steps {
+		if s.on {
+			if err := callOn(ctx, ach, s.m); err != nil {
+				return nil, err
+			}
+		}
+	}
+	acs := make([]*actor.Consumer, len(consumers))
+	prefetch, prefetchOn := 0, false
+	for i, c := range consumers {
+		e := TopologyEntity{Kind: EntityConsumer, Name: c.tag, Queue: queues[i]}
+		if f := ch.conn.cfg.Recovery.Filter; f != nil && !f(e) {
+			ch.dropConsumer(c, ErrConsumerNotRecovered)
+			continue
+		}
+		if c.prefetchOn && (!prefetchOn || c.prefetch != prefetch) {
+			if err := callOn(ctx, ach, &sansio.BasicQos{PrefetchCount: uint16(c.prefetch)}); err != nil {
+				return nil, err
+			}
+			prefetch, prefetchOn = c.prefetch, true
+		}
+		ac, err := ach.Consume(ctx, c.method(queues[i]))
+		if err != nil {
+			if connectionLevel(err) || ctx.Err() != nil {
+				return nil, err
+			}
+			ch.conn.log.Warn("amqp: recovery could not register a consumer again", "consumer", e.String(), "err", err)
+			ch.conn.emit(RecoveryEvent{Kind: TopologyFailed, Entity: e, Err: err, Generation: ch.conn.Generation()})
+			ch.dropConsumer(c, fmt.Errorf("%w: %w", ErrConsumerNotRecovered, err))
+			return nil, nil // the broker closed ach
+		}
+		acs[i] = ac
+	}
+	if set.prefetchSet && (!prefetchOn || set.prefetch != prefetch) {
+		if err := callOn(ctx, ach, &sansio.BasicQos{PrefetchCount: uint16(set.prefetch)}); err != nil {
+			return nil, err
+		}
+	}
+	return acs, nil
+}
+
+func (ch *Channel) dropConsumer(c *Consumer, err error) {
+	ch.removeConsumer(c)
+	c.end(err)
+}
+
+// callOn makes a synchronous call on ach; any failure fails the restore
+// attempt (a channel that refuses its own settings cannot go on).
+func callOn(ctx context.Context, ach *actor.Channel, m sansio.Method) error {
+	return ach.Call(ctx, m).Err
+}

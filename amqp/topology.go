@@ -1,0 +1,158 @@
+package amqp
+
+import (
+	"slices"
+	"sync"
+
+	"github.com/amqproto/amqproto/internal/sansio"
+)
+
+// topology records what was declared through a Conn, so that recovery can
+// declare it again in the same order: exchanges, queues, then bindings.
+// Deletions remove entities and the bindings that named them. Consumers are
+// recorded by their Channel, which re-registers them.
+type topology struct {
+	mu        sync.Mutex
+	exchanges []*sansio.ExchangeDeclare
+	queues    []*recordedQueue
+	bindings  []recordedBinding
+}
+
+type recordedQueue struct {
+	decl        sansio.QueueDeclare // Queue holds the current name
+	serverNamed bool
+}
+
+type recordedBinding struct {
+	exchange    bool // an exchange-to-exchange binding
+	destination string
+	source      string
+	key         string
+	args        sansio.Table
+}
+
+func (b recordedBinding) entity() TopologyEntity {
+	kind := EntityQueueBinding
+	if b.exchange {
+		kind = EntityExchangeBinding
+	}
+	return TopologyEntity{Kind: kind, Source: b.source, Destination: b.destination, RoutingKey: b.key}
+}
+
+func (b recordedBinding) same(o recordedBinding) bool {
+	return b.exchange == o.exchange && b.destination == o.destination && b.source == o.source && b.key == o.key &&
+		tablesEqual(b.args, o.args)
+}
+
+func tablesEqual(a, b sansio.Table) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		w, ok := b[k]
+		if !ok || !valuesEqual(v, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// valuesEqual compares table values well enough to tell bindings apart;
+// values that cannot be compared with == are compared as never equal,
+// which only keeps a duplicate binding in the record.
+func valuesEqual(a, b any) (eq bool) {
+	defer func() {
+		if recover() != nil {
+			eq = false
+		}
+	}()
+	return a == b
+}
+
+func (t *topology) exchangeDeclared(m *sansio.ExchangeDeclare) {
+	if m.Passive {
+		return
+	}
+	rec := *m
+	rec.NoWait = false
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.exchanges = slices.DeleteFunc(t.exchanges, func(e *sansio.ExchangeDeclare) bool { return e.Exchange == m.Exchange })
+	t.exchanges = append(t.exchanges, &rec)
+}
+
+func (t *topology) exchangeDeleted(name string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.exchanges = slices.DeleteFunc(t.exchanges, func(e *sansio.ExchangeDeclare) bool { return e.Exchange == name })
+	t.bindings = slices.DeleteFunc(t.bindings, func(b recordedBinding) bool {
+		return b.source == name || (b.exchange && b.destination == name)
+	})
+}
+
+// queueDeclared records a declared queue under the name the broker gave it.
+func (t *topology) queueDeclared(m *sansio.QueueDeclare, name string) {
+	if m.Passive {
+		return
+	}
+	rec := &recordedQueue{decl: *m, serverNamed: m.Queue == ""}
+	rec.decl.Queue = name
+	rec.decl.NoWait = false
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.queues = slices.DeleteFunc(t.queues, func(q *recordedQueue) bool { return q.decl.Queue == name })
+	t.queues = append(t.queues, rec)
+}
+
+func (t *topology) queueDeleted(name string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.queues = slices.DeleteFunc(t.queues, func(q *recordedQueue) bool { return q.decl.Queue == name })
+	t.bindings = slices.DeleteFunc(t.bindings, func(b recordedBinding) bool {
+		return !b.exchange && b.destination == name
+	})
+}
+
+func (t *topology) bound(b recordedBinding) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if slices.ContainsFunc(t.bindings, b.same) {
+		return
+	}
+	t.bindings = append(t.bindings, b)
+}
+
+func (t *topology) unbound(b recordedBinding) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.bindings = slices.DeleteFunc(t.bindings, b.same)
+}
+
+// renameQueue makes the record follow a server-named queue's new name.
+func (t *topology) renameQueue(oldName, newName string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, q := range t.queues {
+		if q.decl.Queue == oldName {
+			q.decl.Queue = newName
+		}
+	}
+	for i := range t.bindings {
+		if !t.bindings[i].exchange && t.bindings[i].destination == oldName {
+			t.bindings[i].destination = newName
+		}
+	}
+}
+
+// snapshot copies the record for a recovery to walk without the lock.
+func (t *topology) snapshot() (exchanges []sansio.ExchangeDeclare, queues []recordedQueue, bindings []recordedBinding) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, e := range t.exchanges {
+		exchanges = append(exchanges, *e)
+	}
+	for _, q := range t.queues {
+		queues = append(queues, *q)
+	}
+	return exchanges, queues, slices.Clone(t.bindings)
+}
