@@ -147,7 +147,7 @@ type publisher struct {
 	ch    *amqp.Channel
 	route func(i int) (exchange, key string)
 	quit  chan struct{}
-	done     chan struct{}
+	done  chan struct{}
 
 	mu       sync.Mutex
 	outcomes map[string]outcome // by message ID
