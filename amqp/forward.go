@@ -46,10 +46,3 @@ func forward[T, U any](mb *actor.Mailbox[T], out chan<- U, conv func(*T) U, stop
 		}
 	}
 }
-
-// forwardAndClose is forward for notification channels, which close when
-// forwarding ends, whatever ended it.
-func forwardAndClose[T, U any](mb *actor.Mailbox[T], out chan<- U, conv func(*T) U, stop <-chan struct{}) {
-	defer close(out)
-	_ = forward(mb, out, conv, stop, nil)
-}
