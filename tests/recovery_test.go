@@ -170,15 +170,20 @@ func startPublisher(t *testing.T, ch *amqp.Channel, route func(i int) (exchange,
 	return p
 }
 
+// publishWindow bounds the publishes awaiting their confirm, as a real
+// publisher's window does.
+const publishWindow = 256
+
 func (p *publisher) run() {
 	defer close(p.done)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	window := make(chan struct{}, publishWindow)
 	for i := 0; ; i++ {
 		select {
 		case <-p.quit:
 			return
-		default:
+		case window <- struct{}{}:
 		}
 		exchange, key := p.route(i)
 		id := fmt.Sprintf("m%d", i)
@@ -200,10 +205,8 @@ func (p *publisher) run() {
 			defer wg.Done()
 			<-conf.Done()
 			p.settle(id, key, start, conf.Err())
+			<-window
 		}()
-		if i%20 == 19 {
-			time.Sleep(time.Millisecond) // paced, so that a fault meets a steady stream
-		}
 	}
 }
 
@@ -323,10 +326,10 @@ func (w *recoveryWorker) staleAcks() int {
 	return w.stale
 }
 
-// waitFor waits until every message of ids was received.
+// waitFor waits until every message of ids was received, failing when
+// nothing new arrives for 30 s.
 func (w *recoveryWorker) waitFor(t *testing.T, ids map[string]bool) {
 	t.Helper()
-	deadline := time.After(time.Minute)
 	for {
 		w.mu.Lock()
 		var missing []string
@@ -341,8 +344,8 @@ func (w *recoveryWorker) waitFor(t *testing.T, ids map[string]bool) {
 		}
 		select {
 		case <-w.changed:
-		case <-deadline:
-			t.Fatalf("%d acked messages never consumed, such as %v", len(missing), missing[:min(5, len(missing))])
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%d acked messages never consumed (%d deliveries in all), such as %v", len(missing), w.received, missing[:min(5, len(missing))])
 		}
 	}
 }
