@@ -35,6 +35,7 @@ type Channel struct {
 	set       settings
 	txLost    bool // recovered in transaction mode: the next commit fails
 	consumers []*Consumer
+	carried   []*Confirmation // publishes to publish again (Recovery.RepublishUnconfirmed)
 
 	confirmOnce sync.Once
 	confirms    chan *Confirmation
@@ -161,12 +162,13 @@ func (ch *Channel) end(cause error) {
 	ch.err = cause
 	ch.cancel(cause)
 	close(ch.changed)
-	consumers := ch.consumers
-	ch.consumers = nil
+	consumers, carried := ch.consumers, ch.carried
+	ch.consumers, ch.carried = nil, nil
 	ch.mu.Unlock()
 	for _, cons := range consumers {
 		cons.end(cause)
 	}
+	ch.failCarried(carried, cause)
 	ch.conn.forget(ch)
 }
 

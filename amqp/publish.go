@@ -1,8 +1,10 @@
 package amqp
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"time"
 
 	"github.com/amqproto/amqproto/internal/actor"
@@ -65,6 +67,9 @@ var ErrReturned = errors.New("amqp: message returned by the broker: no queue too
 // error instead of a panic when the channel is not in it.
 type Confirmation struct {
 	p actor.Outcome
+	// again is the message, kept for Recovery.RepublishUnconfirmed until
+	// the broker confirms it; nil otherwise.
+	again *Publishing
 }
 
 // ErrNotConfirmMode is the outcome of the nil *Confirmation that Publish
@@ -210,8 +215,7 @@ func (ch *Channel) Publish(ctx context.Context, p Publishing) (*Confirmation, er
 		}
 		var c *Confirmation
 		if g.a.InConfirmMode() {
-			c = &Confirmation{}
-			c.p.Owner = c
+			c = ch.newConfirmation(&p)
 			err = g.a.Publish(ctx, &m, &props, p.Body, &c.p)
 		} else {
 			err = g.a.Publish(ctx, &m, &props, p.Body, nil)
@@ -223,6 +227,74 @@ func (ch *Channel) Publish(ctx context.Context, p Publishing) (*Confirmation, er
 			return nil, err
 		}
 		return c, nil
+	}
+}
+
+// newConfirmation makes the Confirmation of publishing p. With
+// Recovery.RepublishUnconfirmed it keeps a copy of p (the caller may reuse
+// its body once Publish returns), to publish it again after a recovery.
+func (ch *Channel) newConfirmation(p *Publishing) *Confirmation {
+	c := &Confirmation{}
+	c.p.Owner = c
+	if ch.conn.cfg.Recovery.RepublishUnconfirmed && !ch.conn.cfg.Recovery.Disable {
+		again := *p
+		again.Body = bytes.Clone(p.Body)
+		again.Headers = maps.Clone(p.Headers)
+		c.again = &again
+		c.p.Keep = ch.keep
+	}
+	return c
+}
+
+// keep takes back, from the loop, a publish whose socket was lost before
+// its confirm came, to publish it again once the channel is recovered. It
+// must not block.
+func (ch *Channel) keep(o *actor.Outcome, err error) bool {
+	if !connectionLevel(err) {
+		return false
+	}
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.err != nil || ch.closing {
+		return false
+	}
+	ch.carried = append(ch.carried, o.Owner.(*Confirmation))
+	return true
+}
+
+// republish publishes again, on ach, the publishes taken back from the lost
+// socket, in order, before anyone else can publish on ach. A failure of
+// ach's socket puts the rest back for the next attempt.
+func (ch *Channel) republish(ctx context.Context, ach *actor.Channel) error {
+	ch.mu.Lock()
+	carried := ch.carried
+	ch.carried = nil
+	ch.mu.Unlock()
+	for i, c := range carried {
+		p := c.again
+		m := sansio.BasicPublish{Exchange: p.Exchange, RoutingKey: p.RoutingKey, Mandatory: p.Mandatory}
+		props := sansio.Properties(p.Properties)
+		c.p.Rearm()
+		err := ach.Publish(ctx, &m, &props, p.Body, &c.p)
+		switch {
+		case err == nil:
+		case connectionLevel(err):
+			ch.mu.Lock()
+			ch.carried = append(carried[i:], ch.carried...)
+			ch.mu.Unlock()
+			return err
+		default:
+			c.p.Fail(err)
+		}
+	}
+	return nil
+}
+
+// failCarried settles, with cause, the publishes taken back for a recovery
+// that will not come: the channel ended for good.
+func (ch *Channel) failCarried(carried []*Confirmation, cause error) {
+	for _, c := range carried {
+		c.p.Fail(cause)
 	}
 }
 

@@ -27,9 +27,17 @@ func (ch *Channel) restore(ctx context.Context, a *actor.Conn) error {
 		if err != nil {
 			return err
 		}
+		if set.outcomes {
+			ach.EnableOutcomes() // before republish: its outcomes are reported too
+		}
 		acs, err := ch.reapply(ctx, ach, set, consumers, queues)
 		if err != nil {
 			return err
+		}
+		if acs != nil {
+			if err := ch.republish(ctx, ach); err != nil {
+				return err
+			}
 		}
 		if acs == nil || !ch.swap(ach, old, consumers) {
 			_ = ach.Close(ctx) // a consumer was left out, or added: again

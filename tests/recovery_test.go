@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -330,14 +331,14 @@ func (w *recoveryWorker) staleAcks() int {
 // nothing new arrives for 30 s.
 func (w *recoveryWorker) waitFor(t *testing.T, ids map[string]bool) {
 	t.Helper()
+	missing := make([]string, 0, len(ids))
+	for id := range ids {
+		missing = append(missing, id)
+	}
 	for {
 		w.mu.Lock()
-		var missing []string
-		for id := range ids {
-			if w.got[id] == 0 {
-				missing = append(missing, id)
-			}
-		}
+		missing = slices.DeleteFunc(missing, func(id string) bool { return w.got[id] > 0 })
+		received := w.received
 		w.mu.Unlock()
 		if len(missing) == 0 {
 			return
@@ -345,7 +346,7 @@ func (w *recoveryWorker) waitFor(t *testing.T, ids map[string]bool) {
 		select {
 		case <-w.changed:
 		case <-time.After(30 * time.Second):
-			t.Fatalf("%d acked messages never consumed (%d deliveries in all), such as %v", len(missing), w.received, missing[:min(5, len(missing))])
+			t.Fatalf("%d acked messages never consumed (%d deliveries in all), such as %v", len(missing), received, missing[:min(5, len(missing))])
 		}
 	}
 }
@@ -393,4 +394,14 @@ func TestRecoveryAfterBlackhole(t *testing.T) {
 	p, u := proxied(t)
 	w := newRecoveryWorld(t, u, amqp.Config{Heartbeat: time.Second, ConnectionTimeout: 5 * time.Second})
 	w.breakAndCheck(func() { p.Blackhole(true) }, func() { p.Blackhole(false) })
+}
+
+// With RepublishUnconfirmed, the publishes in flight at the loss are
+// published again after the recovery: no outcome is left unknown, and
+// every acked message is consumed (some perhaps twice).
+func TestRecoveryRepublishesUnconfirmed(t *testing.T) {
+	p, u := proxied(t)
+	w := newRecoveryWorld(t, u, amqp.Config{Recovery: amqp.Recovery{RepublishUnconfirmed: true}})
+	w.breakAndCheck(p.Cut)
+	require.Zero(t, w.pub.count(amqp.ErrOutcomeUnknown), "every unconfirmed publish was published again")
 }

@@ -133,6 +133,11 @@ type Outcome struct {
 	Err    error // why Confirm is ConfirmFailed
 	// Owner is the caller's wrapper, handed back with Outcomes.
 	Owner any
+	// Keep, when set, is asked before the publish is settled as failed
+	// (its channel or connection ended first): true takes the publish back
+	// unsettled, for its owner to publish again, with Rearm, on another
+	// channel. It runs on the loop's goroutine and must not block.
+	Keep func(o *Outcome, err error) bool
 
 	settled atomic.Bool // set after the fields above
 	// Waking whoever waits for the outcome. Most publishes are settled
@@ -228,10 +233,24 @@ func (ch *Channel) settle(p *Outcome, outcome sansio.Confirm, err error) {
 	if p == nil {
 		return
 	}
+	if outcome == sansio.ConfirmFailed && p.Keep != nil && p.Keep(p, err) {
+		return // taken back, to be published again
+	}
 	p.settle(outcome, err)
 	if ch.outcomesOn.Load() {
 		ch.Outcomes.Push(p)
 	}
+}
+
+// Rearm readies a publish that Keep took back for another Publish.
+func (p *Outcome) Rearm() {
+	p.Seq, p.Confirm, p.Return, p.Err = 0, 0, nil, nil
+}
+
+// Fail settles a publish that Keep took back and that will not be
+// published again.
+func (p *Outcome) Fail(err error) {
+	p.settle(sansio.ConfirmFailed, err)
 }
 
 func (p *Outcome) settle(outcome sansio.Confirm, err error) {
