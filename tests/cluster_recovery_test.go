@@ -37,7 +37,8 @@ func newClusterWorld(t *testing.T) *clusterWorld {
 	require.NoError(t, err)
 	require.NoError(t, work.Qos(ctxT(t), 100, false))
 	w.work = startRecoveryWorker(t, work, w.queue)
-	w.pub = startPublisher(t, ch, func(int) (string, string) { return "", w.queue })
+	// A steady 1,000 messages a second, which the worker keeps up with.
+	w.pub = startPublisher(t, ch, time.Millisecond, func(int) (string, string) { return "", w.queue })
 	return w
 }
 

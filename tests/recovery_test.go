@@ -72,7 +72,7 @@ func newRecoveryWorld(t *testing.T, url string, cfg amqp.Config) *recoveryWorld 
 	require.NoError(t, err)
 	require.True(t, ok)
 	w.stale = d
-	w.pub = startPublisher(t, confirmChannel(t, c), func(i int) (string, string) {
+	w.pub = startPublisher(t, confirmChannel(t, c), 0, func(i int) (string, string) {
 		return w.exchange, [2]string{"named", "private"}[i%2]
 	})
 	return w
@@ -147,6 +147,7 @@ func (w *recoveryWorld) waitEvent(kind amqp.RecoveryEventKind, d time.Duration) 
 type publisher struct {
 	ch    *amqp.Channel
 	route func(i int) (exchange, key string)
+	pace  *time.Ticker // when set, one publish per tick
 	quit  chan struct{}
 	done  chan struct{}
 
@@ -163,9 +164,15 @@ type outcome struct {
 	sent    time.Time // when its Publish call began
 }
 
-func startPublisher(t *testing.T, ch *amqp.Channel, route func(i int) (exchange, key string)) *publisher {
+// startPublisher publishes as fast as its window allows, or one message
+// per pace when pace is not 0.
+func startPublisher(t *testing.T, ch *amqp.Channel, pace time.Duration, route func(i int) (exchange, key string)) *publisher {
 	p := &publisher{ch: ch, route: route, quit: make(chan struct{}), done: make(chan struct{}),
 		outcomes: make(map[string]outcome)}
+	if pace > 0 {
+		p.pace = time.NewTicker(pace)
+		t.Cleanup(p.pace.Stop)
+	}
 	go p.run()
 	t.Cleanup(func() { p.stop(t) })
 	return p
@@ -185,6 +192,9 @@ func (p *publisher) run() {
 		case <-p.quit:
 			return
 		case window <- struct{}{}:
+		}
+		if p.pace != nil {
+			<-p.pace.C
 		}
 		exchange, key := p.route(i)
 		id := fmt.Sprintf("m%d", i)
