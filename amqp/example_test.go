@@ -237,3 +237,76 @@ func ExampleDeaths() {
 	// Output:
 	// 1 × rejected from work
 }
+
+// A producer with confirms and a worker that survive broker restarts,
+// node failures and network cuts without any reconnect code: the Conn
+// walks the cluster's addresses and restores its channels, the queue and
+// its binding, and the consumer, whose Deliveries stay open.
+func Example_recovery() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	conn, err := amqp.DialConfig(ctx, "", amqp.Config{
+		Addresses: []string{"amqp://guest:guest@rabbit1:5672/", "amqp://guest:guest@rabbit2:5672/",
+			"amqp://guest:guest@rabbit3:5672/"},
+		Heartbeat: 10 * time.Second,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	go func() {
+		for {
+			select {
+			case ev := <-conn.RecoveryEvents():
+				log.Printf("recovery: %v (%v) %s", ev.Kind, ev.Err, ev.Addr)
+			case <-conn.Context().Done():
+				return
+			}
+		}
+	}()
+
+	ch, err := conn.Channel(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	q, err := ch.QueueDeclare(ctx, "jobs", amqp.QueueOptions{Durable: true, Args: amqp.Table{"x-queue-type": "quorum"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	cons, err := ch.Consume(ctx, q.Name, amqp.ConsumeOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	go func() {
+		for d := range cons.Deliveries() {
+			log.Printf("working on %s", d.Body)
+			// Ack even after SIGTERM: the work is done.
+			if err := d.Ack(context.WithoutCancel(ctx), false); errors.Is(err, amqp.ErrStaleDelivery) {
+				log.Print("received before a recovery: the broker delivers it again")
+			}
+		}
+	}()
+
+	pub, err := conn.Channel(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := pub.Confirm(ctx); err != nil {
+		log.Fatal(err)
+	}
+	for i := 0; ctx.Err() == nil; i++ {
+		// During a recovery Publish waits for it, within ctx.
+		conf, err := pub.Publish(ctx, amqp.Publishing{RoutingKey: q.Name,
+			Properties: amqp.Properties{DeliveryMode: amqp.Persistent}, Body: fmt.Appendf(nil, "job %d", i)})
+		if err != nil {
+			break // ctx ended, or the connection ended for good
+		}
+		switch err := conf.Wait(ctx); {
+		case err == nil:
+		case errors.Is(err, amqp.ErrOutcomeUnknown):
+			log.Printf("job %d: the socket died before its confirm; publish it again if it must get there", i)
+		default:
+			log.Printf("job %d: %v", i, err)
+		}
+	}
+}
