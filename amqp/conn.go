@@ -121,6 +121,8 @@ type Conn struct {
 	changed  chan struct{} // closed and replaced when a or err changes
 	err      error         // why the connection ended for good
 	channels map[*Channel]struct{}
+	// pastStats sums the counters of the sockets replaced by recoveries.
+	pastStats actor.Stats
 
 	blocked  chan Blocking
 	blockOne sync.Once

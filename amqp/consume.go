@@ -75,6 +75,8 @@ type Consumer struct {
 	gen     *chanGen
 	changed chan struct{} // closed and replaced when a or err changes
 	err     error         // why the consumer ended
+	// pastReceived counts the deliveries of the generations before a.
+	pastReceived uint64
 }
 
 // Consume starts a consumer on queue. ctx bounds the call (and, with
@@ -251,6 +253,7 @@ func (c *Consumer) resume(ac *actor.Consumer, g *chanGen) {
 		_ = ac.Cancel(context.Background()) // ended during the recovery
 		return
 	}
+	c.pastReceived += c.a.Received()
 	c.a, c.gen = ac, g
 	ac.Deliveries.SetDirect(c.offerFor(g))
 	close(c.changed)

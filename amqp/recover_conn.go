@@ -211,6 +211,7 @@ func (c *Conn) install(a *actor.Conn, uri URI, start time.Time) (bool, error) {
 			return false, nil
 		}
 		if c.allChannelsOn(a) {
+			c.retire(c.a)
 			c.a, c.uri = a, uri
 			c.gen++
 			close(c.changed)

@@ -18,7 +18,8 @@ type Channel struct {
 	ctx    context.Context // cancelled with the cause when the channel ends
 	cancel context.CancelCauseFunc
 
-	confirm atomic.Bool // confirm.select was sent
+	confirm     atomic.Bool  // confirm.select was sent
+	unconfirmed atomic.Int64 // numbered publishes not yet settled; written by the loop
 	// flow is shut while the broker pauses publishing with channel.flow.
 	flow gate
 
@@ -338,6 +339,7 @@ type Consumer struct {
 	NoAck      bool
 	Deliveries *Mailbox[sansio.Message]
 	ch         *Channel
+	received   atomic.Uint64 // written by the loop
 
 	// Owned by the loop.
 	overflowed bool

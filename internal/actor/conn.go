@@ -77,6 +77,8 @@ type Conn struct {
 	// and connection.unblocked notifications.
 	Blockings *Mailbox[Blocking]
 
+	stats counters
+
 	nextToken atomic.Uint64
 	// queued bounds the bytes of publishes handed to the loop but not yet
 	// in the core's outgoing buffer; the loop bounds the rest by not taking

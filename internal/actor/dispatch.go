@@ -39,6 +39,8 @@ func (l *loop) event(ev sansio.Event) {
 		if st := l.channels[ev.Channel]; st != nil {
 			if cons := st.consumers[ev.ConsumerTag]; cons != nil {
 				delete(st.consumers, ev.ConsumerTag)
+				l.c.log.Warn("amqp: consumer cancelled by the broker", slog.String("consumer_tag", cons.Tag),
+					slog.Int("channel", int(ev.Channel)))
 				cons.Deliveries.Close(ErrCancelledByBroker)
 			}
 		}
@@ -51,9 +53,7 @@ func (l *loop) event(ev sansio.Event) {
 	case sansio.EventConnectionClosed:
 		l.finished = true
 		l.cause = ev.Err
-		if ev.Err != nil {
-			l.c.log.Debug("amqp connection ended", slog.Any("err", ev.Err))
-		}
+		l.connectionEnded(ev.Err)
 	}
 }
 
@@ -162,7 +162,7 @@ func (l *loop) deliver(ev sansio.Event) {
 	if cons == nil {
 		// Cannot happen with a conforming broker: deliveries stop at
 		// cancel-ok. Give the message back rather than lose it.
-		l.c.log.Warn("amqp delivery for an unknown consumer; requeued",
+		l.c.log.Warn("amqp: delivery for an unknown consumer; requeued",
 			slog.String("consumer_tag", ev.Message.ConsumerTag))
 		l.requeue(ev.Channel, ev.Message.DeliveryTag)
 		return
@@ -173,12 +173,14 @@ func (l *loop) deliver(ev sansio.Event) {
 		}
 		return
 	}
+	l.c.stats.delivered.Add(1)
+	cons.received.Add(1)
 	n := cons.Deliveries.push(ev.Message)
 	if n > max(l.c.cfg.ConsumerBuffer, cons.prefetch) && !cons.overflowed {
 		// Ending the consumer keeps what it holds and what is still in
 		// flight until cancel-ok: nothing is dropped.
 		cons.overflowed = true
-		l.c.log.Warn("amqp consumer overflow: cancelling it", slog.String("consumer_tag", cons.Tag), slog.Int("buffered", n))
+		l.c.log.Warn("amqp: consumer overflow: cancelling it", slog.String("consumer_tag", cons.Tag), slog.Int("buffered", n))
 		l.cancelConsumer(st, cons, ErrConsumerOverflow)
 	}
 }
@@ -188,6 +190,7 @@ func (l *loop) returned(ev sansio.Event) {
 	if st == nil {
 		return
 	}
+	l.c.stats.returned.Add(1)
 	handled := false
 	if o, _ := ev.Ref.(*Outcome); o != nil {
 		msg := ev.Message
@@ -199,7 +202,7 @@ func (l *loop) returned(ev sansio.Event) {
 		handled = true
 	}
 	if !handled {
-		l.c.log.Warn("amqp message returned and nobody listens for returns",
+		l.c.log.Warn("amqp: message returned and nobody listens for returns",
 			slog.Int("reply_code", int(ev.Message.ReplyCode)), slog.String("reply_text", ev.Message.ReplyText),
 			slog.String("exchange", ev.Message.Exchange), slog.String("routing_key", ev.Message.RoutingKey))
 	}
@@ -209,6 +212,13 @@ func (l *loop) confirmed(ev sansio.Event) {
 	st := l.channels[ev.Channel]
 	if st == nil {
 		return
+	}
+	st.ch.unconfirmed.Add(-1)
+	switch ev.Confirm {
+	case sansio.ConfirmAck:
+		l.c.stats.acked.Add(1)
+	case sansio.ConfirmNack:
+		l.c.stats.nacked.Add(1)
 	}
 	o, _ := ev.Ref.(*Outcome)
 	st.ch.settle(o, ev.Confirm, ev.Err)
@@ -229,11 +239,14 @@ func (l *loop) flow(ev sansio.Event) {
 
 func (l *loop) blocked(ev sansio.Event) {
 	c := l.c
+	l.blockedChanged(ev.Kind == sansio.EventBlocked, now())
 	if ev.Kind == sansio.EventUnblocked {
+		c.log.Info("amqp: connection unblocked by the broker")
 		c.blocked.open()
 		c.Blockings.Push(Blocking{})
 		return
 	}
+	c.log.Info("amqp: connection blocked by the broker", slog.String("reason", ev.Reason))
 	c.blocked.shut()
 	c.Blockings.Push(Blocking{Blocked: true, Reason: ev.Reason})
 }
@@ -247,6 +260,7 @@ func (l *loop) channelClosed(ev sansio.Event) {
 	if err == nil {
 		err = sansio.ErrChannelClosed
 	}
+	l.c.log.Debug("amqp: channel closed", slog.Int("channel", int(ev.Channel)), slog.Any("err", err))
 	l.endChannel(st, err)
 }
 
@@ -278,4 +292,20 @@ func (l *loop) stopPublishes(ch *Channel) {
 	ch.pubMu.Lock()
 	ch.pubsClosed = true
 	ch.pubMu.Unlock()
+}
+
+// connectionEnded logs the end of the socket. A missed heartbeat is a Warn
+// here, since only the loop knows it; a broker's close and every other loss
+// are reported at Warn by the amqp layer, which knows whether a recovery
+// follows, so the loop logs them at Debug.
+func (l *loop) connectionEnded(err error) {
+	switch {
+	case err == nil:
+		l.c.log.Debug("amqp: connection closed")
+	case errors.Is(err, sansio.ErrHeartbeatTimeout):
+		l.c.stats.heartbeatTimeouts.Add(1)
+		l.c.log.Warn("amqp: missed heartbeats: the broker went silent", slog.Any("err", err))
+	default:
+		l.c.log.Debug("amqp: connection ended", slog.Any("err", err))
+	}
 }

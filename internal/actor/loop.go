@@ -145,6 +145,7 @@ func (l *loop) step() {
 		l.publish(req)
 		l.morePublishes()
 	case res := <-l.wrote:
+		l.c.stats.writes.Add(1)
 		l.writeDone(res)
 	case <-l.tick:
 		l.armed = time.Time{}
@@ -178,6 +179,7 @@ func (l *loop) afterEach() {
 	l.dispatch()
 	l.flush()
 	l.armTimer()
+	l.publishFrameCounts()
 }
 
 // armTimer makes sure the timer fires by the core's deadline. The deadline
@@ -196,6 +198,8 @@ func (l *loop) armTimer() {
 
 func (l *loop) receive(p []byte) {
 	t := now()
+	l.c.stats.reads.Add(1)
+	l.c.stats.bytesIn.Add(uint64(len(p)))
 	if len(l.inbuf) == 0 {
 		n := l.core.Receive(t, p)
 		l.inbuf = append(l.inbuf, p[n:]...)
@@ -251,8 +255,10 @@ func (l *loop) flush() {
 	batch := l.next
 	l.next, l.spare = l.spare, writeBatch{}
 	l.writing = true
+	l.c.stats.bytesOut.Add(uint64(l.nextBytes))
 	l.inFlight, l.nextBytes = l.nextBytes, 0
 	if l.direct != nil && len(batch.bufs) == 1 {
+		l.c.stats.writes.Add(1)
 		n, err := l.direct.write(batch.bufs[0])
 		if n == len(batch.bufs[0]) || err != nil {
 			batch.err = err
@@ -392,6 +398,7 @@ func (l *loop) shutdown() {
 		l.writeDone(<-l.wrote)
 	}
 	stuck.Stop()
+	l.blockedChanged(false, now()) // a blocked period ends with the socket
 	for _, p := range l.next.pooled {
 		l.c.putFrames(p)
 	}

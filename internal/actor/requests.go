@@ -152,11 +152,13 @@ func (l *loop) publish(req publishReq) {
 		req.ch.settle(req.out, sansio.ConfirmFailed, err)
 		return
 	}
+	l.c.stats.published.Add(1)
 	if seq == 0 {
 		// Not in confirm mode: the outcome is only that it was written.
 		req.ch.settle(req.out, sansio.ConfirmAck, nil)
 		return
 	}
+	req.ch.unconfirmed.Add(1)
 	if req.out != nil {
 		req.out.Seq = seq // the core hands req.out back with its confirm
 	}

@@ -202,6 +202,7 @@ func (c *Conn) sendRequest(ch *channel, m Method) error {
 		return errorf(FrameError, "%s frame of %d bytes exceeds frame_max %d", m.ID(), len(out)-start, c.tuning.FrameMax)
 	}
 	c.out = out
+	c.framesOut++
 	if _, ok := m.(*ConfirmSelect); ok && !ch.confirm {
 		ch.confirm = true
 		ch.nextSeq = 1
@@ -249,6 +250,7 @@ func (c *Conn) Publish(id uint16, m *BasicPublish, frames []byte, ref any, borro
 	if err != nil {
 		return 0, false, err
 	}
+	c.framesOut += publishFrames(bodySize, c.tuning.FrameMax)
 	switch {
 	case c.mustQueue(id):
 		return c.queuePublish(id, m, bodySize, append([]byte(nil), frames...), ref), false, nil
@@ -320,6 +322,13 @@ func publishBodySize(frames []byte, frameMax uint32) (int, error) {
 		return 0, errorf(FrameError, "content header frame of %d bytes exceeds frame_max %d", size, frameMax)
 	}
 	return int(binary.BigEndian.Uint64(frames[n+11:])), nil
+}
+
+// publishFrames counts the frames of a publish: method, header and body
+// frames.
+func publishFrames(bodySize int, frameMax uint32) uint64 {
+	per := max(int(frameMax)-frameOverhead, 1)
+	return 2 + uint64((bodySize+per-1)/per)
 }
 
 // published numbers a publish that was just queued on channel id.

@@ -108,6 +108,8 @@ type Conn struct {
 	lastRecv    time.Time
 	lastSend    time.Time
 	held        int // bytes Receive left unused last time; the driver passes them again
+	framesIn    uint64
+	framesOut   uint64 // queued for the socket, publishes included
 
 	// channels is indexed by channel number; channels[0] is the connection's
 	// own queue of requests (update-secret).
@@ -172,6 +174,10 @@ func (c *Conn) NextEvent() (Event, bool) {
 }
 
 func (c *Conn) emit(ev Event) { c.events = append(c.events, ev) }
+
+// FrameCounts returns the frames received and the frames queued for the
+// socket (publishes included) since NewConn.
+func (c *Conn) FrameCounts() (in, out uint64) { return c.framesIn, c.framesOut }
 
 // HasOutgoing reports whether bytes are waiting to be sent.
 func (c *Conn) HasOutgoing() bool { return len(c.out) > 0 }
@@ -292,6 +298,7 @@ func (c *Conn) HandleTimeout(now time.Time) {
 	}
 	if !now.Before(c.lastSend.Add(hb / 2)) {
 		c.out = AppendHeartbeat(c.out)
+		c.framesOut++
 		c.lastSend = now
 	}
 }
@@ -371,9 +378,11 @@ func (c *Conn) send(channel uint16, m Method) {
 		panic("sansio: cannot encode " + m.ID().String() + ": " + err.Error())
 	}
 	c.out = out
+	c.framesOut++
 }
 
 func (c *Conn) handleFrame(f Frame) {
+	c.framesIn++
 	if c.state == stateClosing {
 		// After sending connection.close, every method but close and
 		// close-ok is discarded (spec, connection.close), even one that
@@ -527,6 +536,7 @@ func (c *Conn) handleStart(m *ConnectionStart) {
 		return
 	}
 	c.out = out
+	c.framesOut++
 	c.state = stateAwaitTune
 }
 
@@ -593,6 +603,7 @@ func (c *Conn) handleTune(m *ConnectionTune) {
 		return
 	}
 	c.out = out
+	c.framesOut++
 	c.state = stateAwaitOpenOk
 }
 
