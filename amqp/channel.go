@@ -7,6 +7,7 @@ import (
 	"maps"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/amqproto/amqproto/internal/actor"
 	"github.com/amqproto/amqproto/internal/sansio"
@@ -218,6 +219,13 @@ func (ch *Channel) on(a *actor.Conn) bool {
 
 // call sends a synchronous method and returns the broker's reply.
 func (ch *Channel) call(ctx context.Context, m sansio.Method) (sansio.Method, error) {
+	if t := ch.conn.tracer(); t != nil {
+		return ch.callTraced(ctx, m, t)
+	}
+	return ch.callUntraced(ctx, m)
+}
+
+func (ch *Channel) callUntraced(ctx context.Context, m sansio.Method) (sansio.Method, error) {
 	g, err := ch.current(ctx)
 	if err != nil {
 		return nil, err
@@ -540,6 +548,21 @@ func setDeliveryTag(m sansio.Method, tag uint64) {
 // Get fetches one message from a queue (basic.get); ok is false when the
 // queue is empty. Unless autoAck, acknowledge the delivery.
 func (ch *Channel) Get(ctx context.Context, queue string, autoAck bool) (d Delivery, ok bool, err error) {
+	t := ch.conn.tracer()
+	if t == nil {
+		return ch.get(ctx, queue, autoAck)
+	}
+	ctx = t.TraceCallStart(ctx, ch, TraceCallStartData{Method: sansio.BasicGetID.String()})
+	d, ok, err = ch.get(ctx, queue, autoAck)
+	t.TraceCallEnd(ctx, ch, TraceCallEndData{Err: err})
+	if ok {
+		d.received = time.Now().UnixNano()
+		t.TraceDelivery(ctx, &d)
+	}
+	return d, ok, err
+}
+
+func (ch *Channel) get(ctx context.Context, queue string, autoAck bool) (d Delivery, ok bool, err error) {
 	g, err := ch.current(ctx)
 	if err != nil {
 		return Delivery{}, false, err

@@ -92,6 +92,13 @@ type Config struct {
 	// KeepAddressOrder tries the addresses in the order given instead of
 	// shuffled.
 	KeepAddressOrder bool
+
+	// Tracer, when set, is told of every publish, confirm, delivery,
+	// acknowledgement, synchronous method and connection event; see
+	// Tracer for the goroutine each of its methods runs on.
+	Tracer Tracer
+
+	observer actor.Observer // queues the loop's events for Tracer
 }
 
 // Conn is a connection to a broker. Its methods are safe for concurrent use
@@ -106,6 +113,7 @@ type Conn struct {
 	log    *slog.Logger
 	topo   topology
 	events chan RecoveryEvent
+	tr     *tracing // nil without Config.Tracer
 
 	ctx      context.Context // ends only when the connection ends for good
 	cancel   context.CancelCauseFunc
@@ -162,11 +170,15 @@ func DialConfig(ctx context.Context, url string, cfg Config) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	tr := newTracing(cfg.Tracer)
+	if tr != nil {
+		cfg.observer = observer{tr}
+	}
 	a, uri, err := dialAny(ctx, eps, &cfg)
 	if err != nil {
 		return nil, err
 	}
-	c := &Conn{cfg: cfg, eps: eps, log: cfg.Logger, a: a, uri: uri, gen: 1,
+	c := &Conn{cfg: cfg, eps: eps, log: cfg.Logger, a: a, uri: uri, gen: 1, tr: tr,
 		events: make(chan RecoveryEvent, recoveryEventBuffer), changed: make(chan struct{}),
 		channels: make(map[*Channel]struct{})}
 	c.closeCtx, c.closeNow = context.WithCancel(context.Background())
@@ -175,6 +187,9 @@ func DialConfig(ctx context.Context, url string, cfg Config) (*Conn, error) {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
+	c.log.Debug("amqp: connection opened", "addr", uri.Addr())
+	tr.start(c)
+	tr.conn(TraceConnEvent{Kind: ConnOpened, Addr: uri.Addr(), Generation: 1})
 	c.watch(a)
 	return c, nil
 }
@@ -199,7 +214,7 @@ func dialOne(ctx context.Context, uri URI, cfg *Config) (*actor.Conn, error) {
 		return nil, err
 	}
 	a, err := actor.Dial(ctx, nc, actor.Config{Core: core, Logger: cfg.Logger, MaxOutgoing: cfg.MaxOutgoing,
-		ConsumerBuffer: cfg.ConsumerBuffer})
+		ConsumerBuffer: cfg.ConsumerBuffer, Observer: cfg.observer})
 	if err != nil {
 		return nil, &DialError{Addr: uri.Addr(), Err: err}
 	}
@@ -446,6 +461,7 @@ func (c *Conn) Close(ctx context.Context) error {
 	err := a.Close(ctx)
 	c.watchers.Wait() // a recovery under way sees closing and stops
 	c.end(ErrConnectionClosed)
+	c.tr.wait()
 	if ended != nil {
 		return ended
 	}
@@ -462,6 +478,7 @@ func (c *Conn) end(cause error) {
 	c.err = cause
 	c.cancel(cause)
 	close(c.changed)
+	c.tr.stop(TraceConnEvent{Kind: ConnClosed, Err: cause})
 	channels := make([]*Channel, 0, len(c.channels))
 	for ch := range c.channels {
 		channels = append(channels, ch)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/amqproto/amqproto/internal/actor"
 	"github.com/amqproto/amqproto/internal/sansio"
@@ -301,6 +302,13 @@ func (c *Consumer) forward(mb *actor.Mailbox[sansio.Message], g *chanGen) error 
 		abandon = g.a.Context().Done()
 	}
 	conv := func(m *sansio.Message) Delivery { return newDelivery(c.ch, g, m) }
+	if tr := c.ch.conn.tr; tr != nil {
+		conv = func(m *sansio.Message) Delivery {
+			d := newDelivery(c.ch, g, m)
+			tr.received(&d)
+			return d
+		}
+	}
 	err := forward(mb, c.deliveries, conv, c.ch.conn.closing, abandon)
 	if err == errForwardAbandoned {
 		return context.Cause(g.a.Context())
@@ -359,6 +367,19 @@ func (c *Consumer) closeCause() error {
 // a delivery straight to Deliveries when it has room, without waking the
 // forwarding goroutine.
 func (c *Consumer) offerFor(g *chanGen) func(sansio.Message) bool {
+	if tr := c.ch.conn.tr; tr != nil {
+		return func(m sansio.Message) bool {
+			d := newDelivery(c.ch, g, &m)
+			d.received = time.Now().UnixNano() // before the send: the receiver may ack it at once
+			select {
+			case c.deliveries <- d:
+				tr.q.Push(traceEvent{d: d})
+				return true
+			default:
+				return false // forward will report it
+			}
+		}
+	}
 	return func(m sansio.Message) bool {
 		select {
 		case c.deliveries <- newDelivery(c.ch, g, &m):
@@ -393,8 +414,9 @@ type Delivery struct {
 	// Body is the message body, owned by the receiver.
 	Body []byte
 
-	ch  *Channel
-	gen *chanGen // the channel generation it came on
+	ch       *Channel
+	gen      *chanGen // the channel generation it came on
+	received int64    // UnixNano when a Tracer saw it arrive; 0 without one
 }
 
 func newDelivery(ch *Channel, g *chanGen, m *sansio.Message) Delivery {
@@ -418,7 +440,8 @@ func (d *Delivery) Ack(ctx context.Context, multiple bool) error {
 	if d.ch == nil {
 		return ErrNoDelivery
 	}
-	return d.ch.settle(ctx, d.gen, &sansio.BasicAck{DeliveryTag: d.DeliveryTag, Multiple: multiple})
+	return d.settleTraced(ctx, &sansio.BasicAck{DeliveryTag: d.DeliveryTag, Multiple: multiple},
+		TraceSettleData{Op: SettleAck, Multiple: multiple})
 }
 
 // Nack rejects the delivery (with multiple, also every earlier one),
@@ -427,7 +450,8 @@ func (d *Delivery) Nack(ctx context.Context, multiple, requeue bool) error {
 	if d.ch == nil {
 		return ErrNoDelivery
 	}
-	return d.ch.settle(ctx, d.gen, &sansio.BasicNack{DeliveryTag: d.DeliveryTag, Multiple: multiple, Requeue: requeue})
+	return d.settleTraced(ctx, &sansio.BasicNack{DeliveryTag: d.DeliveryTag, Multiple: multiple, Requeue: requeue},
+		TraceSettleData{Op: SettleNack, Multiple: multiple, Requeue: requeue})
 }
 
 // Reject rejects the delivery, requeueing it or not.
@@ -435,5 +459,6 @@ func (d *Delivery) Reject(ctx context.Context, requeue bool) error {
 	if d.ch == nil {
 		return ErrNoDelivery
 	}
-	return d.ch.settle(ctx, d.gen, &sansio.BasicReject{DeliveryTag: d.DeliveryTag, Requeue: requeue})
+	return d.settleTraced(ctx, &sansio.BasicReject{DeliveryTag: d.DeliveryTag, Requeue: requeue},
+		TraceSettleData{Op: SettleReject, Requeue: requeue})
 }

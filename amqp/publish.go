@@ -70,6 +70,7 @@ type Confirmation struct {
 	// again is the message, kept for Recovery.RepublishUnconfirmed until
 	// the broker confirms it; nil otherwise.
 	again *Publishing
+	trace *publishTrace // nil without a Tracer
 }
 
 // ErrNotConfirmMode is the outcome of the nil *Confirmation that Publish
@@ -206,6 +207,15 @@ func (ch *Channel) Confirm(ctx context.Context) error {
 // publish refused because the socket had just been lost, before it was
 // handed over, waits the same way and goes to the recovered channel.
 func (ch *Channel) Publish(ctx context.Context, p Publishing) (*Confirmation, error) {
+	if t := ch.conn.tracer(); t != nil {
+		return ch.publishTraced(ctx, p, t)
+	}
+	return ch.publish(ctx, &p, nil)
+}
+
+// publish is Publish; pt, when not nil, goes with the Confirmation to the
+// Tracer.
+func (ch *Channel) publish(ctx context.Context, p *Publishing, pt *publishTrace) (*Confirmation, error) {
 	m := sansio.BasicPublish{Exchange: p.Exchange, RoutingKey: p.RoutingKey, Mandatory: p.Mandatory}
 	props := sansio.Properties(p.Properties)
 	for {
@@ -215,7 +225,8 @@ func (ch *Channel) Publish(ctx context.Context, p Publishing) (*Confirmation, er
 		}
 		var c *Confirmation
 		if g.a.InConfirmMode() {
-			c = ch.newConfirmation(&p)
+			c = ch.newConfirmation(p)
+			c.trace = pt
 			err = g.a.Publish(ctx, &m, &props, p.Body, &c.p)
 		} else {
 			err = g.a.Publish(ctx, &m, &props, p.Body, nil)

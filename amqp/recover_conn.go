@@ -22,6 +22,7 @@ func (c *Conn) RecoveryEvents() <-chan RecoveryEvent { return c.events }
 
 // emit queues ev without ever blocking: a full buffer loses its oldest.
 func (c *Conn) emit(ev RecoveryEvent) {
+	c.traceRecovery(ev)
 	for {
 		select {
 		case c.events <- ev:
@@ -59,9 +60,7 @@ func (c *Conn) lost(a *actor.Conn) {
 		return
 	}
 	if c.cfg.Recovery.Disable || !recoverable(cause) {
-		if !c.cfg.Recovery.Disable {
-			c.log.Warn("amqp: connection ended; not recovering", "addr", c.URI().Addr(), "err", cause)
-		}
+		c.log.Warn("amqp: connection ended; not recovering", "addr", c.URI().Addr(), "err", cause)
 		c.end(cause)
 		return
 	}

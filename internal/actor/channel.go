@@ -238,6 +238,9 @@ func (ch *Channel) settle(p *Outcome, outcome sansio.Confirm, err error) {
 		return // taken back, to be published again
 	}
 	p.settle(outcome, err)
+	if obs := ch.conn.cfg.Observer; obs != nil {
+		obs.Settled(p)
+	}
 	if ch.outcomesOn.Load() {
 		ch.Outcomes.Push(p)
 	}

@@ -30,6 +30,15 @@ type Config struct {
 	// deliveries the broker does not bound (no prefetch, or no-ack). 0 means
 	// DefaultConsumerBuffer.
 	ConsumerBuffer int
+	// Observer, when set, is told of what the loop settles and of
+	// connection.blocked. Its methods run on the loop and must not block.
+	Observer Observer
+}
+
+// Observer is told, on the loop, of events a tracer reports elsewhere.
+type Observer interface {
+	Settled(o *Outcome) // a publish's outcome is known
+	Blocked(b Blocking) // connection.blocked or unblocked
 }
 
 // ErrConsumerOverflow ends a consumer whose receiver fell ConsumerBuffer

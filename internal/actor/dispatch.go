@@ -240,15 +240,18 @@ func (l *loop) flow(ev sansio.Event) {
 func (l *loop) blocked(ev sansio.Event) {
 	c := l.c
 	l.blockedChanged(ev.Kind == sansio.EventBlocked, now())
-	if ev.Kind == sansio.EventUnblocked {
+	b := Blocking{Blocked: ev.Kind == sansio.EventBlocked, Reason: ev.Reason}
+	if b.Blocked {
+		c.log.Info("amqp: connection blocked by the broker", slog.String("reason", ev.Reason))
+		c.blocked.shut()
+	} else {
 		c.log.Info("amqp: connection unblocked by the broker")
 		c.blocked.open()
-		c.Blockings.Push(Blocking{})
-		return
 	}
-	c.log.Info("amqp: connection blocked by the broker", slog.String("reason", ev.Reason))
-	c.blocked.shut()
-	c.Blockings.Push(Blocking{Blocked: true, Reason: ev.Reason})
+	c.Blockings.Push(b)
+	if obs := c.cfg.Observer; obs != nil {
+		obs.Blocked(b)
+	}
 }
 
 func (l *loop) channelClosed(ev sansio.Event) {
