@@ -249,6 +249,22 @@
 // while those of an auto-ack consumer are still handed over until Close is
 // called.
 //
+// # Observability
+//
+// Conn.Stats returns the connection's counters and gauges (publishes,
+// confirms, deliveries, buffered deliveries per consumer, bytes, frames,
+// reads and writes, blocked time, missed heartbeats, recoveries), summed
+// over every socket of a recovered connection. Config.Tracer takes hooks
+// (Tracer) for publishes, confirms, deliveries, acknowledgements,
+// synchronous methods and connection events; they run on the caller's
+// goroutine or on a tracer goroutine, never on the connection's own. The
+// module github.com/amqproto/amqproto/otelamqp implements them with
+// OpenTelemetry. Config.Logger gets Warn for a broker-forced close, a lost
+// connection, a consumer cancelled by the broker or for overflow, and
+// missed heartbeats; Info for connection.blocked and unblocked and a
+// completed recovery; Debug for the rest (Error when a recovery gives up).
+// No password is ever logged.
+//
 // # Limits and defaults
 //
 // The zero Config takes every value from the URI, then from the broker or
