@@ -23,7 +23,7 @@ import (
 // them, so a slow Tracer never stalls the connection (the queue grows
 // instead). That goroutine exists only when a Tracer is set, and
 // Conn.Close waits for it to deliver every event; a Tracer method that
-// never returns makes Close wait for ever.
+// never returns, or that calls Conn.Close, makes Close wait for ever.
 //
 // A Tracer is shared by every channel of the connection: its methods must
 // be safe for concurrent use.
