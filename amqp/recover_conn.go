@@ -100,7 +100,7 @@ func (c *Conn) recover(loss error) {
 				return
 			}
 			last = err
-			c.log.Info("amqp: recovery attempt failed", "attempt", attempt+1, "err", err)
+			c.log.Debug("amqp: recovery attempt failed", "attempt", attempt+1, "err", err)
 			c.emit(RecoveryEvent{Kind: AttemptFailed, Err: err, Attempt: attempt + 1, Generation: gen})
 			continue
 		}
@@ -135,7 +135,7 @@ func (c *Conn) sleep(d time.Duration, start time.Time) bool {
 }
 
 func (c *Conn) giveUp(err *RecoveryError) {
-	c.log.Error("amqp: recovery gave up", "attempts", err.Attempts, "err", err)
+	c.log.Warn("amqp: recovery gave up; the connection has ended", "attempts", err.Attempts, "err", err)
 	c.emit(RecoveryEvent{Kind: RecoveryFailed, Err: err, Attempt: err.Attempts, Generation: c.Generation()})
 	c.end(err)
 }
@@ -279,7 +279,7 @@ func (c *Conn) queueRedeclared(q *recordedQueue, reply sansio.Method) {
 	for _, ch := range channels {
 		ch.renameQueue(q.decl.Queue, ok.Queue)
 	}
-	c.log.Info("amqp: server-named queue renamed by recovery", "old", q.decl.Queue, "new", ok.Queue)
+	c.log.Debug("amqp: server-named queue renamed by recovery", "old", q.decl.Queue, "new", ok.Queue)
 	c.emit(RecoveryEvent{Kind: QueueRenamed, OldName: q.decl.Queue, NewName: ok.Queue, Generation: c.Generation()})
 }
 
