@@ -479,14 +479,22 @@ func (c *Conn) end(cause error) {
 	c.cancel(cause)
 	close(c.changed)
 	c.tr.stop(TraceConnEvent{Kind: ConnClosed, Err: cause})
+	c.mu.Unlock()
+	// No channel opens after c.err is set (see register).
+	for _, ch := range c.openChannels() {
+		ch.end(cause)
+	}
+}
+
+// openChannels lists the channels open now.
+func (c *Conn) openChannels() []*Channel {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	channels := make([]*Channel, 0, len(c.channels))
 	for ch := range c.channels {
 		channels = append(channels, ch)
 	}
-	c.mu.Unlock()
-	for _, ch := range channels {
-		ch.end(cause)
-	}
+	return channels
 }
 
 // Context returns a context that is cancelled when the connection ends for

@@ -187,10 +187,8 @@ func (c *Conn) restore(ctx context.Context, a *actor.Conn) error {
 
 // channelsNotOn lists the open channels whose current channel is not on a.
 func (c *Conn) channelsNotOn(a *actor.Conn) []*Channel {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	var out []*Channel
-	for ch := range c.channels {
+	for _, ch := range c.openChannels() {
 		if !ch.on(a) {
 			out = append(out, ch)
 		}
@@ -270,13 +268,7 @@ func (c *Conn) queueRedeclared(q *recordedQueue, reply sansio.Method) {
 		return
 	}
 	c.topo.renameQueue(q.decl.Queue, ok.Queue)
-	c.mu.Lock()
-	channels := make([]*Channel, 0, len(c.channels))
-	for ch := range c.channels {
-		channels = append(channels, ch)
-	}
-	c.mu.Unlock()
-	for _, ch := range channels {
+	for _, ch := range c.openChannels() {
 		ch.renameQueue(q.decl.Queue, ok.Queue)
 	}
 	c.log.Debug("amqp: server-named queue renamed by recovery", "old", q.decl.Queue, "new", ok.Queue)
