@@ -134,6 +134,8 @@ type Conn struct {
 
 	blocked  chan Blocking
 	blockOne sync.Once
+
+	eventsOnce sync.Once // makes events; see eventChan
 }
 
 // Blocking is a connection.blocked or connection.unblocked notification.
@@ -179,7 +181,7 @@ func DialConfig(ctx context.Context, url string, cfg Config) (*Conn, error) {
 		return nil, err
 	}
 	c := &Conn{cfg: cfg, eps: eps, log: cfg.Logger, a: a, uri: uri, gen: 1, tr: tr,
-		events: make(chan RecoveryEvent, recoveryEventBuffer), changed: make(chan struct{}),
+		changed:  make(chan struct{}),
 		channels: make(map[*Channel]struct{})}
 	c.closeCtx, c.closeNow = context.WithCancel(context.Background())
 	c.closing = c.closeCtx.Done()

@@ -18,19 +18,28 @@ const recoveryEventBuffer = 64
 // waits for its reader: when the channel's buffer (64) is full, the oldest
 // event is dropped. The channel is never closed; select on Conn.Context's
 // Done to stop reading.
-func (c *Conn) RecoveryEvents() <-chan RecoveryEvent { return c.events }
+func (c *Conn) RecoveryEvents() <-chan RecoveryEvent { return c.eventChan() }
+
+// eventChan returns the events' channel, made when first needed: most
+// connections never recover nor ask, and its buffer is larger than the
+// rest of an idle connection.
+func (c *Conn) eventChan() chan RecoveryEvent {
+	c.eventsOnce.Do(func() { c.events = make(chan RecoveryEvent, recoveryEventBuffer) })
+	return c.events
+}
 
 // emit queues ev without ever blocking: a full buffer loses its oldest.
 func (c *Conn) emit(ev RecoveryEvent) {
 	c.traceRecovery(ev)
+	events := c.eventChan()
 	for {
 		select {
-		case c.events <- ev:
+		case events <- ev:
 			return
 		default:
 		}
 		select {
-		case <-c.events:
+		case <-events:
 		default:
 		}
 	}

@@ -16,7 +16,6 @@ import (
 const (
 	DefaultMaxOutgoing    = 4 << 20
 	DefaultConsumerBuffer = 16384
-	readChunk             = 64 << 10
 )
 
 // Config configures a connection's actor.

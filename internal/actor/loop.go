@@ -42,13 +42,13 @@ type loop struct {
 	writeErr error
 
 	// I/O goroutines.
-	readCh   chan []byte     // reader → loop: bytes read
+	readCh   chan *readBuf   // reader → loop: bytes read, in a pooled buffer
 	readErr  chan error      // reader → loop: the read error that ended it
-	freeBufs chan []byte     // loop → reader: buffers to read into again
 	writeCh  chan writeBatch // loop → writer: bytes to write; at most one outstanding
 	wrote    chan writeBatch
 	stop     chan struct{} // closed by the loop when it ends
 	ioDone   chan struct{} // each I/O goroutine sends once as it exits
+	writerUp bool          // the writer goroutine was started
 	writing  bool
 	inFlight int // bytes of the write in progress not yet written
 
@@ -89,9 +89,8 @@ func newLoop(c *Conn) *loop {
 		core:     sansio.NewConn(c.cfg.Core),
 		waiters:  make(map[uint64]*waiter),
 		channels: make(map[uint16]*loopChannel),
-		readCh:   make(chan []byte),
+		readCh:   make(chan *readBuf),
 		readErr:  make(chan error, 1),
-		freeBufs: make(chan []byte, 4),
 		writeCh:  make(chan writeBatch, 1),
 		wrote:    make(chan writeBatch, 1),
 		stop:     make(chan struct{}),
@@ -104,10 +103,10 @@ func (l *loop) run() {
 	l.owner.claim()
 	// The reader and writer goroutines are owned by the loop. The reader
 	// exits when a read fails (the loop closes the socket to make it) or
-	// l.stop closes; the writer exits when l.writeCh closes. The loop waits
+	// l.stop closes; the writer, started by the first write the loop cannot
+	// make itself (see flush), exits when l.writeCh closes. The loop waits
 	// for both before closing c.done.
 	go l.reader()
-	go l.writer()
 	l.tick = make(chan struct{}, 1)
 	// The timer's function runs in a goroutine of its own each time it
 	// fires; it never blocks, so it ends at once, also after shutdown.
@@ -135,8 +134,9 @@ func (l *loop) step() {
 		pubs = c.pubs
 	}
 	select {
-	case p := <-l.readCh:
-		l.receive(p)
+	case rb := <-l.readCh:
+		l.receive(rb.b[:rb.n])
+		putReadBuf(rb) // the core keeps no reference to it
 	case err := <-l.readErr:
 		l.core.ConnectionLost(l.readLost(err))
 	case req := <-c.reqs:
@@ -208,10 +208,6 @@ func (l *loop) receive(p []byte) {
 		n := l.core.Receive(t, l.inbuf)
 		l.inbuf = l.inbuf[:copy(l.inbuf, l.inbuf[n:])]
 	}
-	select {
-	case l.freeBufs <- p[:cap(p)]:
-	default:
-	}
 }
 
 // outgoing returns the bytes queued for the socket and not yet written.
@@ -267,6 +263,12 @@ func (l *loop) flush() {
 		}
 		batch.bufs[0] = batch.bufs[0][n:]
 		l.inFlight -= n
+	}
+	if !l.writerUp {
+		// Started on demand: on a TCP socket an idle connection, or one
+		// whose writes the socket always takes at once, never needs it.
+		l.writerUp = true
+		go l.writer()
 	}
 	l.writeCh <- batch // never blocks: capacity 1 and at most one write outstanding
 }
@@ -329,35 +331,6 @@ func (l *loop) readLost(err error) error {
 	return err
 }
 
-// reader only reads: it hands each chunk to the loop and reuses the buffers
-// the loop gives back.
-func (l *loop) reader() {
-	defer func() { l.ioDone <- struct{}{} }()
-	for {
-		var buf []byte
-		select {
-		case buf = <-l.freeBufs:
-		default:
-			buf = make([]byte, readChunk)
-		}
-		n, err := l.c.nc.Read(buf)
-		if n > 0 {
-			select {
-			case l.readCh <- buf[:n]:
-			case <-l.stop:
-				return
-			}
-		}
-		if err != nil {
-			select {
-			case l.readErr <- err:
-			case <-l.stop:
-			}
-			return
-		}
-	}
-}
-
 // writer only writes: one batch at a time, as one vectored write, waiting
 // for the socket as long as it takes. It gets the batches the loop could
 // not write at once itself: those holding large publishes in their own
@@ -405,8 +378,10 @@ func (l *loop) shutdown() {
 	close(l.writeCh)
 	close(l.stop)
 	_ = c.nc.Close()
-	<-l.ioDone
-	<-l.ioDone
+	<-l.ioDone // the reader
+	if l.writerUp {
+		<-l.ioDone
+	}
 	l.timer.Stop()
 
 	closeErr := l.cause

@@ -1,0 +1,99 @@
+package actor
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/amqproto/amqproto/internal/fakebroker"
+	"github.com/stretchr/testify/require"
+)
+
+func TestReadSizerGrowsWhileReadsFillAndShrinksWhenSmall(t *testing.T) {
+	var s readSizer
+	size := func() int { return 1 << (minReadShift + s.class) }
+	require.Equal(t, 4<<10, size(), "starts small")
+	for range 10 {
+		s.next(size(), size()) // full reads: more was waiting
+	}
+	require.Equal(t, maxReadSize, size(), "grows to the largest size and no further")
+	s.next(size()/2, size())
+	require.Equal(t, maxReadSize, size(), "a read that half fills it keeps the size")
+	for range 10 {
+		s.next(8, size()) // a heartbeat
+	}
+	require.Equal(t, 4<<10, size(), "shrinks to the smallest size and no further")
+}
+
+func TestReadBuffersComeInTheirSizeClass(t *testing.T) {
+	for class := range uint8(maxReadShift - minReadShift + 1) {
+		rb := getReadBuf(class)
+		require.Len(t, rb.b, 1<<(minReadShift+class))
+		rb.n = 7
+		putReadBuf(rb)
+		require.Zero(t, rb.n)
+	}
+}
+
+func TestSockReaderOnlyForSocketsWithADescriptor(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	require.Nil(t, newSockReader(a))
+	client, _ := fakebroker.TCPPair(t)
+	require.Equal(t, tryWriteSupported, newSockReader(client) != nil)
+}
+
+// An idle connection's reader waits for the socket without a buffer: the
+// attempt that finds nothing to read gives its buffer back.
+func TestSockReaderWaitsWithoutABuffer(t *testing.T) {
+	if !tryWriteSupported {
+		t.Skip("no descriptor reads on " + runtime.GOOS)
+	}
+	client, server := fakebroker.TCPPair(t)
+	r := newSockReader(client)
+	raw, err := client.SyscallConn()
+	require.NoError(t, err)
+	var done bool
+	require.NoError(t, raw.Control(func(fd uintptr) { done = r.readFD(fd) }))
+	require.False(t, done, "nothing to read: wait for the socket")
+	require.Nil(t, r.rb, "holding no buffer")
+
+	_, err = server.Write([]byte("frame"))
+	require.NoError(t, err)
+	rb, err := r.read(0)
+	require.NoError(t, err)
+	require.Equal(t, "frame", string(rb.b[:rb.n]))
+	putReadBuf(rb)
+
+	require.NoError(t, server.Close())
+	rb, err = r.read(0)
+	require.Nil(t, rb)
+	require.ErrorIs(t, err, io.EOF)
+}
+
+func TestSockReaderReportsTheSocketsErrorAndDeadline(t *testing.T) {
+	if !tryWriteSupported {
+		t.Skip("no descriptor reads on " + runtime.GOOS)
+	}
+	client, server := fakebroker.TCPPair(t)
+	r := newSockReader(client)
+	require.NoError(t, client.SetReadDeadline(time.Now().Add(time.Millisecond)))
+	rb, err := r.read(0)
+	require.Nil(t, rb)
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded, "writeFailed relies on it")
+
+	require.NoError(t, client.SetReadDeadline(time.Time{}))
+	require.NoError(t, server.SetLinger(0))
+	require.NoError(t, server.Close()) // a reset
+	rb, err = r.read(0)
+	require.Nil(t, rb)
+	require.ErrorIs(t, err, syscall.ECONNRESET)
+	var op *net.OpError
+	require.True(t, errors.As(err, &op), "%T: the error nc.Read would give", err)
+}
