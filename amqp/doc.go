@@ -146,8 +146,10 @@
 // protocol state (a pure state machine in internal/sansio). A reader
 // goroutine only reads the socket. Frames queued together go out in one
 // write: the actor makes it itself when the socket takes it at once (TCP
-// and Unix sockets), and a writer goroutine otherwise, which waits for the
-// socket so that the actor never does. Your goroutines talk to the actor
+// and Unix sockets), and a writer goroutine otherwise, started the first
+// time it is needed, which waits for the socket so that the actor never
+// does. An idle connection holds no read buffer on TCP and Unix sockets:
+// buffers come from a pool shared by all connections when data arrives. Your goroutines talk to the actor
 // through channels, so every method of Conn, Channel, Consumer, Delivery
 // and Confirmation is safe for concurrent use, and the actor never waits
 // for you: a slow consumer, an unread notification channel or a blocked

@@ -58,6 +58,8 @@ const (
 	bigPrefetch   = 100  // e-con
 	bigAckEvery   = 10   // e-con
 	channelsF     = 50   // f
+	prefetchJ     = 300  // h and j
+	pacedRate     = 4000 // h, messages per second (-rate)
 )
 
 // A scenario is one line of the comparison, run once per client and round.
@@ -67,6 +69,9 @@ type scenario struct {
 	N    int // messages at scale 1
 	Body int // body size in bytes
 	Rows []string
+	// RowN, when set, is each row's own count at scale 1 (connections, for
+	// the idle rows), in place of N.
+	RowN map[string]int
 }
 
 var scenarios = []scenario{
@@ -78,6 +83,24 @@ var scenarios = []scenario{
 		fmt.Sprintf("prefetch %d, multiple ack every %d (e-con)", bigPrefetch, bigAckEvery), N: 500, Body: mib,
 		Rows: []string{"e-pub", "e-con"}},
 	{ID: "f", Desc: "", N: 100_000, Body: kib}, // Desc set in main from -fwindow
+	{ID: "g", Desc: "idle connections, each with one channel: dialled one after another (msgs/s, CPU, B and allocs are per dial), " +
+		"then held idle for a second; heap, stack and goroutines are what they hold after a garbage collection",
+		Rows: []string{"g-100", "g-1000"}, RowN: map[string]int{"g-100": 100, "g-1000": 1000}},
+	{ID: "h", Desc: "", N: 40_000, Body: 512}, // Desc set in main from -rate
+	{ID: "i", Desc: "request/reply round trips on one connection: a requester channel publishes each request (reply-to, correlation id) " +
+		"and waits for its reply; a responder channel consumes the requests and publishes the replies; both consume with auto-ack",
+		N: 10_000, Body: 512},
+	{ID: "j", Desc: fmt.Sprintf("consume preloaded messages, prefetch %d, ack each", prefetchJ), N: 100_000, Body: kib},
+	{ID: "k", Desc: "publish without confirms, then poll as in (a)", N: 200_000, Body: 512},
+}
+
+// countFor returns how many messages (or connections) row runs at scale.
+func (s scenario) countFor(row string, scale float64) int {
+	n := s.N
+	if rn, ok := s.RowN[row]; ok {
+		n = rn
+	}
+	return max(1, int(float64(n)*scale+0.5))
 }
 
 func (s scenario) rows() []string {
@@ -101,6 +124,8 @@ type options struct {
 	pause      time.Duration
 	fWindow    int
 	retries    int
+	rate       float64
+	idleFor    time.Duration
 }
 
 var runSeq atomic.Int64
@@ -123,7 +148,7 @@ func run() error {
 	flag.StringVar(&o.url, "url", url, "broker URI (default from $AMQP_BENCH_URL)")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds per scenario and client")
 	flag.Float64Var(&o.scale, "scale", 1, "multiply every message count by this")
-	only := flag.String("only", "", "comma-separated scenarios to run (a,b,c,d,e,f); empty runs all")
+	only := flag.String("only", "", "comma-separated scenarios to run (a to k); empty runs all")
 	which := flag.String("client", "both", "clients to run: both, ours or theirs")
 	flag.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
 	flag.StringVar(&o.tracePath, "trace", "", "write an execution trace of every measured window to PREFIX-<row>-<client>-r<round>.trace\n(who wakes whom: go tool trace -d=parsed FILE, and count the Waiting->Runnable transitions)")
@@ -134,13 +159,25 @@ func run() error {
 	flag.DurationVar(&o.pause, "pause", time.Second, "pause between runs, to let the broker settle")
 	flag.IntVar(&o.retries, "retries", 2, "run again a run that failed (for example a connection closed by someone else, or blocked by a resource alarm) up to this many times")
 	flag.IntVar(&o.fWindow, "fwindow", confirmWindow/channelsF, "f: outstanding confirms per channel")
+	flag.Float64Var(&o.rate, "rate", pacedRate, "h: messages per second")
+	flag.DurationVar(&o.idleFor, "idle", time.Second, "g: how long the connections stay idle before their memory is read")
+	recovery := flag.Bool("recovery", true, "ours: automatic recovery (on by default in amqproto; amqp091-go has none)")
 	flag.Parse()
 
-	if o.rounds < 1 || o.scale <= 0 || o.fWindow < 1 {
-		return fmt.Errorf("-rounds, -scale and -fwindow must be positive")
+	if o.rounds < 1 || o.scale <= 0 || o.fWindow < 1 || o.rate <= 0 {
+		return fmt.Errorf("-rounds, -scale, -fwindow and -rate must be positive")
 	}
-	scenarios[5].Desc = fmt.Sprintf("%d channels on one connection publishing with confirms from %d goroutines, "+
-		"at most %d outstanding per channel (%d in all)", channelsF, channelsF, o.fWindow, o.fWindow*channelsF)
+	for i := range scenarios {
+		switch scenarios[i].ID {
+		case "f":
+			scenarios[i].Desc = fmt.Sprintf("%d channels on one connection publishing with confirms from %d goroutines, "+
+				"at most %d outstanding per channel (%d in all)", channelsF, channelsF, o.fWindow, o.fWindow*channelsF)
+		case "h":
+			scenarios[i].Desc = fmt.Sprintf("paced end to end: one connection publishes at %g msg/s without confirms, "+
+				"each message stamped with its send time; a second connection consumes them, prefetch %d, ack each; "+
+				"p50 and p99 are the send-to-receive latencies", o.rate, prefetchJ)
+		}
+	}
 	if *only != "" {
 		o.only = map[string]bool{}
 		for _, id := range strings.Split(*only, ",") {
@@ -151,11 +188,12 @@ func run() error {
 			o.only[id] = true
 		}
 	}
+	us := ours{noRecovery: !*recovery}
 	switch *which {
 	case "both":
-		o.clients = []client{ours{}, theirs{}}
+		o.clients = []client{us, theirs{}}
 	case "ours":
-		o.clients = []client{ours{}}
+		o.clients = []client{us}
 	case "theirs":
 		o.clients = []client{theirs{}}
 	default:
@@ -195,6 +233,7 @@ func runAll(o *options) (*report, error) {
 		LoadAvg:   loadAvg(),
 		Rounds:    o.rounds,
 		Scale:     o.scale,
+		Recovery:  slices.ContainsFunc(o.clients, func(c client) bool { u, ok := c.(ours); return ok && !u.noRecovery }),
 	}
 
 	// The broker's version, from a throwaway connection of each client.
@@ -213,11 +252,11 @@ func runAll(o *options) (*report, error) {
 		if o.only != nil && !o.only[sc.ID] {
 			continue
 		}
-		n := max(1, int(float64(sc.N)*o.scale+0.5))
+		n := sc.countFor(sc.rows()[0], o.scale)
 		res := make(map[string]*rowResult) // by row, then client
 		for _, row := range sc.rows() {
-			r := &rowResult{Row: row, Scenario: sc.ID, Desc: sc.Desc, Messages: n, BodySize: sc.Body,
-				Clients: map[string]*clientResult{}}
+			r := &rowResult{Row: row, Scenario: sc.ID, Desc: sc.Desc, Messages: sc.countFor(row, o.scale), BodySize: sc.Body,
+				Idle: sc.RowN != nil, Clients: map[string]*clientResult{}}
 			for _, cl := range o.clients {
 				r.Clients[cl.Name()] = &clientResult{}
 			}
@@ -236,7 +275,11 @@ func runAll(o *options) (*report, error) {
 						time.Sleep(o.pause)
 					}
 					fmt.Fprintf(os.Stderr, "%s round %d/%d %-10s ", sc.ID, round, o.rounds, cl.Name())
-					samples, err = runOne(o, cl, sc, n, round)
+					if sc.ID == "g" {
+						samples, err = runIdle(o, cl, sc, round)
+					} else {
+						samples, err = runOne(o, cl, sc, n, round)
+					}
 					if err == nil {
 						break
 					}
@@ -247,7 +290,14 @@ func runAll(o *options) (*report, error) {
 						continue
 					}
 					res[row].Clients[cl.Name()].Runs = append(res[row].Clients[cl.Name()].Runs, s)
-					fmt.Fprintf(os.Stderr, " %s: %.0f msg/s %.1f µs/msg %.2f allocs/msg;", row, s.msgsPerSec(), s.cpuMicrosPerMsg(), s.allocsPerMsg())
+					fmt.Fprintf(os.Stderr, " %s: %.0f msg/s %.1f µs/msg %.2f allocs/msg", row, s.msgsPerSec(), s.cpuMicrosPerMsg(), s.allocsPerMsg())
+					if s.P50 > 0 {
+						fmt.Fprintf(os.Stderr, " p50 %v p99 %v", s.P50, s.P99)
+					}
+					if res[row].Idle {
+						fmt.Fprintf(os.Stderr, " %.1f KiB heap %.2f goroutines per conn", s.HeapPerConn/kib, s.GoroutinesPerConn)
+					}
+					fmt.Fprint(os.Stderr, ";")
 				}
 				if err != nil {
 					fmt.Fprintf(os.Stderr, " error: %v", err)
@@ -319,6 +369,9 @@ func runOne(o *options, cl client, sc scenario, n, round int) (map[string]sample
 			dump.Store(dumpGoroutines(row, cl, round))
 		})
 		s, err := measure(ctx, p, n, sc.Body, o.profiling(row, cl, round))
+		if err == nil && p.Lat != nil {
+			s.P50, s.P99 = p.Lat.percentile(50), p.Lat.percentile(99)
+		}
 		watchdog.Stop()
 		if name, ok := dump.Load().(string); ok && err != nil {
 			err = fmt.Errorf("%w (goroutines before the deadline: %s)", err, name)
@@ -357,6 +410,36 @@ func runOne(o *options, cl client, sc scenario, n, round int) (map[string]sample
 		err = one("f", func() (prepared, error) {
 			return sess.PrepareConcurrent(ctx, queue, n, body, channelsF, o.fWindow)
 		})
+	case "h":
+		err = one("h", func() (prepared, error) {
+			lat := newLatencies(n)
+			p, err := sess.PreparePaced(ctx, queue, n, body, o.rate, prefetchJ, lat)
+			p.Lat = lat
+			return p, err
+		})
+	case "i":
+		replies := queue + "-reply"
+		if err := sess.Declare(ctx, replies); err != nil {
+			return nil, fmt.Errorf("declare: %w", err)
+		}
+		defer func() {
+			cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
+			defer ccancel()
+			_ = sess.Delete(cctx, replies)
+		}()
+		err = one("i", func() (prepared, error) {
+			lat := newLatencies(n)
+			p, err := sess.PrepareRPC(ctx, queue, replies, n, body, lat)
+			p.Lat = lat
+			return p, err
+		})
+	case "j":
+		if err := sess.Preload(ctx, queue, n, body); err != nil {
+			return nil, fmt.Errorf("preload: %w", err)
+		}
+		err = one("j", func() (prepared, error) { return sess.PrepareConsume(ctx, queue, n, prefetchJ, 1) })
+	case "k":
+		err = one("k", func() (prepared, error) { return sess.PreparePublish(ctx, queue, n, body) })
 	}
 	return out, err
 }

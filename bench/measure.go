@@ -25,6 +25,16 @@ type sample struct {
 	// machine a wake-up across CPUs is among the dearest things a client
 	// does.
 	Switches int64 `json:"context_switches"`
+
+	// The 50th and 99th percentile latencies of the rows that record them.
+	P50 time.Duration `json:"p50_ns,omitempty"`
+	P99 time.Duration `json:"p99_ns,omitempty"`
+
+	// What each idle connection holds (the idle rows, where N counts
+	// connections): Go heap and goroutine stacks in bytes, and goroutines.
+	HeapPerConn       float64 `json:"heap_bytes_per_conn,omitempty"`
+	StackPerConn      float64 `json:"stack_bytes_per_conn,omitempty"`
+	GoroutinesPerConn float64 `json:"goroutines_per_conn,omitempty"`
 }
 
 func (s sample) msgsPerSec() float64 { return float64(s.N) / s.Elapsed.Seconds() }

@@ -18,12 +18,24 @@ type theirs struct{}
 
 func (theirs) Name() string { return "amqp091-go" }
 
+func (theirs) DialIdle(ctx context.Context, url string) (func(context.Context) error, error) {
+	c, err := amqp091.Dial(url)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Channel(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return func(context.Context) error { return c.Close() }, nil
+}
+
 func (theirs) Dial(ctx context.Context, url string) (session, error) {
 	c, err := amqp091.Dial(url)
 	if err != nil {
 		return nil, err
 	}
-	s := &theirsSession{c: c}
+	s := &theirsSession{c: c, url: url}
 	blocked := c.NotifyBlocked(make(chan amqp091.Blocking, 4))
 	// Owned by the session; exits when the connection ends (amqp091-go
 	// closes the channel then).
@@ -39,6 +51,7 @@ func (theirs) Dial(ctx context.Context, url string) (session, error) {
 
 type theirsSession struct {
 	c       *amqp091.Connection
+	url     string // for a second connection
 	blocked atomic.Bool
 }
 
@@ -216,7 +229,7 @@ func (s *theirsSession) PrepareConsume(ctx context.Context, queue string, n, pre
 				}
 				got++
 				if got%ackEvery == 0 || got == n {
-					if err := d.Ack(true); err != nil {
+					if err := d.Ack(ackEvery > 1); err != nil {
 						return fmt.Errorf("ack %d: %w", got, err)
 					}
 				}
@@ -255,4 +268,147 @@ func (s *theirsSession) PrepareConcurrent(ctx context.Context, queue string, n i
 		return firstError(errs)
 	}
 	return prepared{Run: run, Cleanup: cleanup}, nil
+}
+
+func (s *theirsSession) PreparePaced(ctx context.Context, queue string, n int, body []byte, rate float64, prefetch int, lat *latencies) (prepared, error) {
+	pub, err := s.channel(false)
+	if err != nil {
+		return prepared{}, err
+	}
+	cc, err := amqp091.Dial(s.url)
+	if err != nil {
+		pub.Close()
+		return prepared{}, err
+	}
+	cleanup := func(context.Context) {
+		pub.Close()
+		cc.Close()
+	}
+	deliveries, err := theirsConsumer(cc, queue, prefetch, false)
+	if err != nil {
+		cleanup(ctx)
+		return prepared{}, err
+	}
+	run := func(ctx context.Context) error {
+		consumed := make(chan error, 1)
+		go func() { // owned by run, which waits for it
+			consumed <- theirsReceive(ctx, deliveries, n, func(d amqp091.Delivery) error {
+				lat.add(sinceStamp(d.Body))
+				return d.Ack(false)
+			})
+		}()
+		err := pace(ctx, n, rate, func(i int) error {
+			stamp(body)
+			if err := pub.PublishWithContext(ctx, "", queue, false, false, amqp091.Publishing{Body: body}); err != nil {
+				return fmt.Errorf("publish %d: %w", i, err)
+			}
+			return nil
+		})
+		if err != nil {
+			cc.Close() // ends the consumer
+		}
+		return errors.Join(err, <-consumed)
+	}
+	return prepared{Run: run, Cleanup: cleanup}, nil
+}
+
+// theirsConsumer opens a channel on c with a prefetch and starts a
+// consumer of queue on it.
+func theirsConsumer(c *amqp091.Connection, queue string, prefetch int, autoAck bool) (<-chan amqp091.Delivery, error) {
+	ch, err := c.Channel()
+	if err != nil {
+		return nil, err
+	}
+	if prefetch > 0 {
+		if err := ch.Qos(prefetch, 0, false); err != nil {
+			return nil, err
+		}
+	}
+	return ch.Consume(queue, "", autoAck, false, false, false, nil)
+}
+
+// theirsReceive hands n deliveries to got, in the calling goroutine.
+func theirsReceive(ctx context.Context, deliveries <-chan amqp091.Delivery, n int, got func(d amqp091.Delivery) error) error {
+	for i := 0; i < n; i++ {
+		select {
+		case d, ok := <-deliveries:
+			if !ok {
+				return fmt.Errorf("deliveries closed after %d", i)
+			}
+			if err := got(d); err != nil {
+				return fmt.Errorf("delivery %d: %w", i, err)
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("after %d deliveries: %w", i, context.Cause(ctx))
+		}
+	}
+	return nil
+}
+
+func (s *theirsSession) PrepareRPC(ctx context.Context, queue, replyQueue string, n int, body []byte, lat *latencies) (prepared, error) {
+	requester, err := s.channel(false)
+	if err != nil {
+		return prepared{}, err
+	}
+	responder, err := s.channel(false)
+	if err != nil {
+		requester.Close()
+		return prepared{}, err
+	}
+	cleanup := func(context.Context) {
+		requester.Close()
+		responder.Close()
+	}
+	replies, err := requester.Consume(replyQueue, "", true, false, false, false, nil)
+	if err != nil {
+		cleanup(ctx)
+		return prepared{}, err
+	}
+	requests, err := responder.Consume(queue, "", true, false, false, false, nil)
+	if err != nil {
+		cleanup(ctx)
+		return prepared{}, err
+	}
+	ids := correlationIDs(n)
+	run := func(ctx context.Context) error {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		served := make(chan error, 1)
+		go func() { // the responder; owned by run, which waits for it
+			served <- theirsReceive(ctx, requests, n, func(d amqp091.Delivery) error {
+				return responder.PublishWithContext(ctx, "", d.ReplyTo, false, false,
+					amqp091.Publishing{CorrelationId: d.CorrelationId, Body: d.Body})
+			})
+		}()
+		err := theirsRequests(ctx, requester, replies, queue, replyQueue, ids, body, lat)
+		if err != nil {
+			cancel()
+		}
+		return errors.Join(err, <-served)
+	}
+	return prepared{Run: run, Cleanup: cleanup}, nil
+}
+
+// theirsRequests makes n round trips: publish a request, wait for its
+// reply.
+func theirsRequests(ctx context.Context, ch *amqp091.Channel, replies <-chan amqp091.Delivery, queue, replyQueue string, ids []string, body []byte, lat *latencies) error {
+	for i := range ids {
+		t0 := time.Now()
+		err := ch.PublishWithContext(ctx, "", queue, false, false,
+			amqp091.Publishing{ReplyTo: replyQueue, CorrelationId: ids[i], Body: body})
+		if err != nil {
+			return fmt.Errorf("request %d: %w", i, err)
+		}
+		err = theirsReceive(ctx, replies, 1, func(d amqp091.Delivery) error {
+			if d.CorrelationId != ids[i] {
+				return fmt.Errorf("%w: got %q, want %q", errCorrelation, d.CorrelationId, ids[i])
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("reply %d: %w", i, err)
+		}
+		lat.add(time.Since(t0))
+	}
+	return nil
 }
