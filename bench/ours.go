@@ -288,12 +288,18 @@ func (s *oursSession) PreparePaced(ctx context.Context, queue string, n int, bod
 		return prepared{}, err
 	}
 	run := func(ctx context.Context) error {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
 		consumed := make(chan error, 1)
 		go func() { // owned by run, which waits for it
-			consumed <- oursReceive(ctx, consumer, n, func(d amqp.Delivery) error {
+			err := oursReceive(ctx, consumer, n, func(d amqp.Delivery) error {
 				lat.add(sinceStamp(d.Body))
 				return d.Ack(ctx, false)
 			})
+			if err != nil {
+				cancel() // stops the publisher
+			}
+			consumed <- err
 		}()
 		err := pace(ctx, n, rate, func(i int) error {
 			stamp(body)
@@ -303,7 +309,7 @@ func (s *oursSession) PreparePaced(ctx context.Context, queue string, n int, bod
 			return nil
 		})
 		if err != nil {
-			cc.Close(ctx) // ends the consumer
+			cancel() // stops the consumer
 		}
 		return errors.Join(err, <-consumed)
 	}
@@ -375,11 +381,15 @@ func (s *oursSession) PrepareRPC(ctx context.Context, queue, replyQueue string, 
 		defer cancel()
 		served := make(chan error, 1)
 		go func() { // the responder; owned by run, which waits for it
-			served <- oursReceive(ctx, requests, n, func(d amqp.Delivery) error {
+			err := oursReceive(ctx, requests, n, func(d amqp.Delivery) error {
 				_, err := responder.Publish(ctx, amqp.Publishing{RoutingKey: d.ReplyTo,
 					Properties: amqp.Properties{CorrelationID: d.CorrelationID}, Body: d.Body})
 				return err
 			})
+			if err != nil {
+				cancel() // the requester waits for a reply that will not come
+			}
+			served <- err
 		}()
 		err := oursRequests(ctx, requester, replies, queue, replyQueue, ids, body, lat)
 		if err != nil {

@@ -290,12 +290,18 @@ func (s *theirsSession) PreparePaced(ctx context.Context, queue string, n int, b
 		return prepared{}, err
 	}
 	run := func(ctx context.Context) error {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
 		consumed := make(chan error, 1)
 		go func() { // owned by run, which waits for it
-			consumed <- theirsReceive(ctx, deliveries, n, func(d amqp091.Delivery) error {
+			err := theirsReceive(ctx, deliveries, n, func(d amqp091.Delivery) error {
 				lat.add(sinceStamp(d.Body))
 				return d.Ack(false)
 			})
+			if err != nil {
+				cancel() // stops the publisher
+			}
+			consumed <- err
 		}()
 		err := pace(ctx, n, rate, func(i int) error {
 			stamp(body)
@@ -305,7 +311,7 @@ func (s *theirsSession) PreparePaced(ctx context.Context, queue string, n int, b
 			return nil
 		})
 		if err != nil {
-			cc.Close() // ends the consumer
+			cancel() // stops the consumer
 		}
 		return errors.Join(err, <-consumed)
 	}
@@ -375,10 +381,14 @@ func (s *theirsSession) PrepareRPC(ctx context.Context, queue, replyQueue string
 		defer cancel()
 		served := make(chan error, 1)
 		go func() { // the responder; owned by run, which waits for it
-			served <- theirsReceive(ctx, requests, n, func(d amqp091.Delivery) error {
+			err := theirsReceive(ctx, requests, n, func(d amqp091.Delivery) error {
 				return responder.PublishWithContext(ctx, "", d.ReplyTo, false, false,
 					amqp091.Publishing{CorrelationId: d.CorrelationId, Body: d.Body})
 			})
+			if err != nil {
+				cancel() // the requester waits for a reply that will not come
+			}
+			served <- err
 		}()
 		err := theirsRequests(ctx, requester, replies, queue, replyQueue, ids, body, lat)
 		if err != nil {
