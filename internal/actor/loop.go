@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/amqproto/amqproto/internal/sansio"
@@ -49,6 +50,7 @@ type loop struct {
 	stop     chan struct{} // closed by the loop when it ends
 	ioDone   chan struct{} // each I/O goroutine sends once as it exits
 	writerUp bool          // the writer goroutine was started
+	trimming bool          // a heartbeat tick's step: keep no large buffer
 	writing  bool
 	inFlight int // bytes of the write in progress not yet written
 
@@ -149,6 +151,8 @@ func (l *loop) step() {
 		l.writeDone(res)
 	case <-l.tick:
 		l.armed = time.Time{}
+		l.trimming = true // until the end of this step; see trimBuffers
+		l.trimBuffers()
 		l.core.HandleTimeout(now())
 	case <-c.ctx.Done():
 		l.core.ConnectionLost(context.Cause(c.ctx))
@@ -180,6 +184,25 @@ func (l *loop) afterEach() {
 	l.flush()
 	l.armTimer()
 	l.publishFrameCounts()
+	l.trimming = false
+}
+
+// keepBuffer is the largest buffer the loop keeps across a heartbeat tick.
+const keepBuffer = maxReadSize
+
+// trimBuffers lets go of buffers grown by bulk traffic, so that a
+// connection that once moved a burst does not hold its high-water mark
+// while idle: the core's outgoing buffers grow to MaxOutgoing under a
+// burst of publishes, inbuf to a frame. It runs at each heartbeat tick,
+// which comes at least every half heartbeat interval while the connection
+// is open; a busy connection pays a buffer grown again per tick. During
+// the tick's step, writeDone keeps no large buffer either: the core's
+// current one goes out with the heartbeat.
+func (l *loop) trimBuffers() {
+	l.coreSpares = slices.DeleteFunc(l.coreSpares, func(b []byte) bool { return cap(b) > keepBuffer })
+	if len(l.inbuf) == 0 && cap(l.inbuf) > keepBuffer {
+		l.inbuf = nil
+	}
 }
 
 // armTimer makes sure the timer fires by the core's deadline. The deadline
@@ -280,7 +303,7 @@ func (l *loop) writeDone(res writeBatch) {
 		l.c.putFrames(p)
 	}
 	for _, b := range res.core {
-		if len(l.coreSpares) < 2 {
+		if len(l.coreSpares) < 2 && (!l.trimming || cap(b) <= keepBuffer) {
 			l.coreSpares = append(l.coreSpares, b[:0])
 		}
 	}

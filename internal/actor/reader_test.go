@@ -97,3 +97,30 @@ func TestSockReaderReportsTheSocketsErrorAndDeadline(t *testing.T) {
 	var op *net.OpError
 	require.True(t, errors.As(err, &op), "%T: the error nc.Read would give", err)
 }
+
+// A connection that once moved a burst lets go of the buffers it grew at
+// the next heartbeat tick, and keeps the small ones.
+func TestHeartbeatTickLetsGoOfLargeBuffers(t *testing.T) {
+	l := &loop{c: &Conn{}}
+	small := make([]byte, 0, 4<<10)
+	l.coreSpares = [][]byte{make([]byte, 0, 4<<20), small}
+	l.inbuf = make([]byte, 0, 1<<20)
+	l.trimBuffers()
+	require.Len(t, l.coreSpares, 1)
+	require.Equal(t, cap(small), cap(l.coreSpares[0]))
+	require.Nil(t, l.inbuf)
+
+	l.inbuf = make([]byte, 5, 1<<20)
+	l.trimBuffers()
+	require.Len(t, l.inbuf, 5, "a partial frame is kept")
+
+	// The core's current buffer goes out with the tick's heartbeat; it is
+	// not kept either.
+	l.coreSpares = nil
+	l.trimming = true
+	l.writeDone(writeBatch{core: [][]byte{make([]byte, 8, 4<<20)}})
+	require.Empty(t, l.coreSpares)
+	l.trimming = false
+	l.writeDone(writeBatch{core: [][]byte{make([]byte, 8, 4<<20)}})
+	require.Len(t, l.coreSpares, 1, "between ticks a large buffer serves the next burst")
+}
