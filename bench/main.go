@@ -8,7 +8,10 @@
 // happen outside the measured window; what is measured is wall time,
 // process CPU time (getrusage user+sys), and bytes and objects allocated
 // (runtime.MemStats TotalAlloc and Mallocs). The table gives the median of
-// each figure over the rounds.
+// each figure over the rounds. Rows h and i also record each message's
+// latency (p50, p99); rows g-100 and g-1000 dial that many idle connections
+// and report the heap, stacks and goroutines each holds. Ours runs with
+// automatic recovery on, its default (-recovery=false turns it off).
 //
 //	cd bench && go run . [-rounds 3] [-only a,b] [-scale 0.1] [-json out.json]
 //	make bench BENCHFLAGS='-only d -scale 0.1'
