@@ -2,7 +2,6 @@ package amqp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"sync"
@@ -132,8 +131,12 @@ func (ch *Channel) Err() error {
 }
 
 // Close closes the channel and waits for the broker to confirm. Closing a
-// channel that has already ended returns nil.
+// channel that has already ended returns nil. A ctx already done does
+// nothing, and the channel stays open.
 func (ch *Channel) Close(ctx context.Context) error {
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
 	ch.mu.Lock()
 	if ch.err != nil {
 		ch.mu.Unlock()
@@ -154,12 +157,10 @@ func (ch *Channel) end(cause error) {
 		ch.mu.Unlock()
 		return
 	}
-	switch {
-	case ch.closing:
+	if ch.closing {
 		cause = ErrChannelClosed
-	case connectionLevel(cause) && !errors.Is(cause, ErrChannelClosed):
-		cause = &channelEndError{cause}
 	}
+	cause = sansio.ChannelEnd(cause) // a connection's end matches ErrChannelClosed too
 	ch.err = cause
 	ch.cancel(cause)
 	close(ch.changed)
@@ -172,14 +173,6 @@ func (ch *Channel) end(cause error) {
 	ch.failCarried(carried, cause)
 	ch.conn.forget(ch)
 }
-
-// channelEndError is a connection's end as the end of one of its
-// channels: it matches ErrChannelClosed as well as the connection's error.
-type channelEndError struct{ err error }
-
-func (e *channelEndError) Error() string        { return e.err.Error() }
-func (e *channelEndError) Unwrap() error        { return e.err }
-func (e *channelEndError) Is(target error) bool { return target == ErrChannelClosed }
 
 // current returns the channel's current generation. During a recovery it
 // waits for the new one, within ctx; once the channel has ended for good it

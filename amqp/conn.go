@@ -138,7 +138,8 @@ type Conn struct {
 	eventsOnce sync.Once // makes events; see eventChan
 }
 
-// Blocking is a connection.blocked or connection.unblocked notification.
+// Blocking is the state a connection.blocked or connection.unblocked
+// notification sets; see Conn.Blocked. The zero Blocking is unblocked.
 type Blocking struct {
 	// Blocked is true for connection.blocked: the broker stopped reading
 	// from publishing connections (a memory or disk alarm). It is false
@@ -451,10 +452,16 @@ func (c *Conn) forget(ch *Channel) {
 
 // Close closes the connection: every channel ends, a recovery under way
 // stops, the close handshake runs, and Close returns when the connection's
-// goroutines have exited. If ctx ends first, the socket is closed without
-// waiting for the broker. It returns nil when this Close ended the
-// connection cleanly; otherwise the error that had already ended it (or
-// the socket lost before this Close, during a recovery).
+// goroutines have exited. If ctx ends first, the socket is closed at once,
+// without waiting for the broker or flushing what is still unsent, and
+// Close returns ctx's error. Unlike other calls, Close with a ctx already
+// done still closes the connection, that way.
+//
+// It returns nil only when this Close ended the connection cleanly. When
+// the connection had already ended (a loss or a missed heartbeat with
+// recovery off, the broker's connection.close), or ended otherwise while
+// Close waited, it returns that error; during a recovery, the loss that
+// started it; after an earlier Close, ErrConnectionClosed.
 func (c *Conn) Close(ctx context.Context) error {
 	c.closeNow()
 	c.mu.Lock()
@@ -506,7 +513,8 @@ func (c *Conn) openChannels() []*Channel {
 func (c *Conn) Context() context.Context { return c.ctx }
 
 // Err returns why the connection ended for good, or nil while it is open or
-// recovering.
+// recovering. It agrees with what calls return: once a call has returned
+// an end that no recovery follows, Err returns it (and IsClosed is true).
 func (c *Conn) Err() error {
 	c.mu.Lock()
 	a, err := c.a, c.err
@@ -523,7 +531,8 @@ func (c *Conn) Err() error {
 	return err
 }
 
-// IsClosed reports whether the connection has ended for good.
+// IsClosed reports whether the connection has ended for good: Err is not
+// nil. A Conn that is recovering is not closed.
 func (c *Conn) IsClosed() bool { return c.Err() != nil }
 
 // Generation counts the sockets the connection has had: 1 at first, plus
@@ -570,36 +579,89 @@ func (c *Conn) UpdateSecret(ctx context.Context, secret []byte, reason string) e
 	return a.UpdateSecret(ctx, secret, reason)
 }
 
-// Blocked returns a channel that receives a Blocking when the broker blocks
-// publishers on this connection (a resource alarm) and when it unblocks
-// them. Every notification after the first call is delivered, in order;
-// the channel is closed when the connection ends for good. While blocked,
-// Publish waits (honouring its context). RabbitMQ sends connection.blocked
-// once a blocked connection publishes, and then stops reading its socket:
-// calls that need the broker's reply wait too (honouring their contexts),
-// while confirms, deliveries and heartbeats keep arriving. A recovered
-// socket starts unblocked.
+// Blocked returns a channel that tells whether the broker blocks this
+// connection's publishers (connection.blocked, a memory or disk alarm) or
+// no longer does (connection.unblocked). The first value a reader gets is
+// the current state, blocked or not; each later one is a change from the
+// last value it got. Notifications are coalesced to the latest state:
+// one that comes while an earlier one is still unread replaces it, so a
+// reader that falls behind gets the state of now, never a backlog. The
+// channel is closed when the connection ends for good.
+//
+// While blocked, Publish waits (honouring its context). RabbitMQ sends
+// connection.blocked once a blocked connection publishes, and then stops
+// reading its socket: calls that need the broker's reply wait too
+// (honouring their contexts), while confirms, deliveries and heartbeats
+// keep arriving. A recovered socket starts unblocked, and the channel
+// tells so when the lost one was blocked.
 func (c *Conn) Blocked() <-chan Blocking {
 	c.blockOne.Do(func() {
-		c.blocked = make(chan Blocking, 4)
+		c.blocked = make(chan Blocking)
 		// The forwarder is owned by the Conn; it exits when the
-		// connection has ended for good and the notifications are
-		// delivered, or when Close is called.
-		go forwardGenerations(c.nextBlockings, c.blocked, func(b *actor.Blocking) Blocking { return Blocking(*b) }, c.closing)
+		// connection has ended for good, or when Close is called.
+		go c.forwardBlocking(c.blocked)
 	})
 	return c.blocked
 }
 
-// nextBlockings returns the notifications of the socket after prev (nil:
-// the current one), waiting during a recovery; nil once the connection has
-// ended for good.
-func (c *Conn) nextBlockings(prev *actor.Mailbox[actor.Blocking]) *actor.Mailbox[actor.Blocking] {
+// IsBlocked reports whether the broker blocks the connection's publishers
+// now, with its reason (connection.blocked until connection.unblocked).
+// During a recovery it reports the lost socket's last state until the new
+// socket, which starts unblocked, replaces it.
+func (c *Conn) IsBlocked() (blocked bool, reason string) {
+	b, _, _ := c.actor().Blocking()
+	return b.Blocked, b.Reason
+}
+
+// forwardBlocking offers out the latest blocking state of the current
+// socket whenever it differs from the last value out took (at first,
+// always), moving to each new socket, until the connection ends for good
+// or is closed; then it closes out. Out is unbuffered, so what it offers
+// is always the latest state.
+func (c *Conn) forwardBlocking(out chan<- Blocking) {
+	defer close(out)
+	var sent Blocking
+	first := true
+	a := c.actor()
+	for {
+		b, changed, ended := a.Blocking()
+		if ended {
+			// The socket is gone, and its state with it: go on with the
+			// next one, if a recovery brings one.
+			if a = c.nextActor(a); a == nil {
+				return
+			}
+			continue
+		}
+		state := Blocking(b)
+		var offer chan<- Blocking
+		if first || state != sent {
+			offer = out
+		}
+		select {
+		case <-changed:
+			continue // a newer state came: offer that one
+		default:
+		}
+		select {
+		case offer <- state:
+			sent, first = state, false
+		case <-changed:
+		case <-c.closing:
+			return
+		}
+	}
+}
+
+// nextActor returns the socket that replaced prev, waiting during a
+// recovery; nil once the connection has ended for good or is closed.
+func (c *Conn) nextActor(prev *actor.Conn) *actor.Conn {
 	for {
 		c.mu.Lock()
 		a, err, changed := c.a, c.err, c.changed
 		c.mu.Unlock()
-		if a.Blockings != prev {
-			return a.Blockings
+		if a != prev {
+			return a
 		}
 		if err != nil {
 			return nil

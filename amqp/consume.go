@@ -270,7 +270,9 @@ func (c *Consumer) run() {
 		c.mu.Unlock()
 		err = c.forward(a.Deliveries, g)
 		a.Deliveries.SetDirect(nil) // waits out a direct send in progress: none may follow the close
-		c.dropUnackable(g)
+		if err == errForwardStopped || g.a.Context().Err() != nil {
+			c.dropUnackable()
+		}
 		if err == errForwardStopped || c.ch.conn.cfg.Recovery.Disable || !connectionLevel(err) || !c.awaitNext(a) {
 			break
 		}
@@ -311,16 +313,19 @@ func (c *Consumer) forward(mb *actor.Mailbox[sansio.Message], g *chanGen) error 
 	}
 	err := forward(mb, c.deliveries, conv, c.ch.conn.closing, abandon)
 	if err == errForwardAbandoned {
-		return context.Cause(g.a.Context())
+		return g.a.Err()
 	}
 	return err
 }
 
 // dropUnackable takes back, from the Deliveries buffer, the deliveries of a
-// manual-ack consumer whose channel generation g has ended: acking them
-// would fail, and the broker delivers them again.
-func (c *Consumer) dropUnackable(g *chanGen) {
-	if c.opts.AutoAck || g.a.Context().Err() == nil {
+// manual-ack consumer whose channel generation has ended, or whose
+// connection is being closed: acking them would fail, and the broker
+// delivers them again. The actor cancels a channel's context before it
+// closes its consumers' queues, so a forward that ended because its queue
+// closed with the channel always finds the context done.
+func (c *Consumer) dropUnackable() {
+	if c.opts.AutoAck {
 		return
 	}
 	for {

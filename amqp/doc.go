@@ -98,14 +98,33 @@
 // reply.
 //
 // A call made with a context that is already done does nothing and returns
-// the context's error. When the context ends while the request is still
-// waiting to be handed to the connection, the request is withdrawn and
-// nothing is sent. When it ends after the hand-over, the call returns the
-// context's error at once, but the request may still take effect: the
-// broker may still create the queue, apply the Ack or route the message.
-// Its late reply is matched and dropped, so the channel stays consistent
-// and usable. A Confirmation still reports the outcome of a publish after
-// Publish's context has ended.
+// the context's error, every time: nothing is sent, no channel is opened,
+// Channel.Close leaves the channel open. (Conn.Close is the exception: it
+// still closes, without waiting; see below.) When the context ends while
+// the request is still waiting to be handed to the connection, the request
+// is withdrawn and nothing is sent. When it ends after the hand-over, the
+// call returns the context's error at once, and then:
+//
+//   - a synchronous call (a declare, a bind, Qos, Get, Consume, ...) still
+//     waiting its turn behind an earlier one on its channel is withdrawn,
+//     and nothing of it is sent. If that earlier call is one the broker has
+//     not answered, the error is a *HeldError naming it (it wraps the
+//     context's error);
+//   - a synchronous call already sent to the broker may still take effect:
+//     the broker may create the queue or register the consumer. Its late
+//     reply is matched and dropped (a consumer or a basic.get message
+//     nobody takes is given back), so the channel stays consistent and
+//     usable;
+//   - Ack, Nack, Reject and Publish take effect once they returned nil:
+//     their context bounds only the wait to be handed over (and, for
+//     Publish, for room to send). A Confirmation still reports the outcome
+//     of a publish after Publish's context has ended.
+//
+// The context never ends the channel: a broker that never answers leaves
+// later synchronous calls on that channel held (each says so when its own
+// context ends, with a *HeldError), while Channel.Err stays nil, since
+// slow replies (a large queue.delete) are legitimate. Close such a
+// channel, or the connection.
 //
 // # Shutting down gracefully
 //
@@ -138,7 +157,11 @@
 // consumers (or close their channels), wait for the confirmations you care
 // about, and call Conn.Close with a bounded context: it closes every
 // channel, runs the close handshake, and returns after all of the
-// connection's goroutines have exited.
+// connection's goroutines have exited. If its context ends first, Close
+// closes the socket at once, dropping what is still unsent, and returns
+// the context's error within it. Close returns nil only when it ended the
+// connection cleanly; after a loss (recovery off) or during a recovery, it
+// returns the loss.
 //
 // # Concurrency
 //
@@ -170,8 +193,10 @@
 //   - Channel.Returns: messages the broker returned, closed when the
 //     channel ends. A mandatory publish's return is also attached to its
 //     Confirmation.
-//   - Conn.Blocked: connection.blocked and unblocked notifications, closed
-//     when the connection ends.
+//   - Conn.Blocked: whether the broker blocks the connection's
+//     publishers (connection.blocked and unblocked), coalesced to the
+//     latest state, the current one first; closed when the connection
+//     ends. Conn.IsBlocked tells the state without waiting.
 //   - Conn.Context and Channel.Context: cancelled when the connection or
 //     channel ends, with the reason as context.Cause.
 //
@@ -243,7 +268,9 @@
 // A connection ends for good when Close is called, when a recovery gives
 // up or is switched off, or when the end is one no recovery follows (see
 // above). Then every channel ends with it; calls waiting on it return an
-// error matching ErrConnectionClosed (and, on a channel, ErrChannelClosed);
+// error matching ErrConnectionClosed (and, on a channel, ErrChannelClosed
+// too, as do the channel's Err and the calls made on it afterwards);
+// Conn.Err and IsClosed say so as soon as a call has returned that end;
 // Conn.Context and every Channel.Context are cancelled with the cause;
 // every pending Confirmation fails with ErrOutcomeUnknown; consumers end,
 // and the deliveries still buffered for a manual-ack consumer are dropped,

@@ -123,6 +123,26 @@ var (
 //	func (e *HandshakeError) Unwrap() error
 type HandshakeError = sansio.HandshakeError
 
+// HeldError is the error of a synchronous call (a declare, a bind, Qos,
+// Tx, ...) whose context ended while it waited for its turn behind an
+// earlier synchronous call on the same channel that the broker had not
+// answered: the protocol allows one at a time per channel. Nothing of the
+// held call was sent, and the channel stays open. Behind names the
+// unanswered method; while the broker does not answer it, every later
+// synchronous call on the channel is held the same way (a channel whose
+// broker never answers is best closed). errors.Is matches the context's
+// error through it. It is defined in an internal package as
+//
+//	type HeldError struct {
+//		Behind string // the unanswered method, such as "tx.select"
+//		Err    error  // the held call's context's error
+//	}
+//
+//	func (e *HeldError) Error() string
+//	// Unwrap returns Err.
+//	func (e *HeldError) Unwrap() error
+type HeldError = actor.HeldError
+
 // TableError is a field table value this client cannot encode, in a
 // method's arguments or a message's headers: a Go type with no AMQP field
 // type, or a uint or uint64 over math.MaxInt64. It names the field's key

@@ -244,24 +244,3 @@ func TestReturnsComeInOrderAndCloseWithTheChannel(t *testing.T) {
 		require.Empty(t, requireClosed(t, returns))
 	})
 }
-
-// Blocked receives connection.blocked and unblocked in order, and is
-// closed when the connection ends.
-func TestBlockedNotificationsComeInOrderAndCloseWithTheConnection(t *testing.T) {
-	ready := make(chan struct{})
-	c, _ := fakeConn(t, func(b *fakebroker.Broker) {
-		b.Handshake(0)
-		<-ready
-		b.Send(0, &sansio.ConnectionBlocked{Reason: "low on memory"})
-		b.Send(0, &sansio.ConnectionUnblocked{})
-		b.Send(0, &sansio.ConnectionBlocked{Reason: "low on disk"})
-		closeConnection(b, ConnectionForced)
-	})
-	blocked := c.Blocked()
-	close(ready)
-	require.Equal(t, Blocking{Blocked: true, Reason: "low on memory"}, receive(t, blocked))
-	require.Equal(t, Blocking{}, receive(t, blocked))
-	require.Equal(t, Blocking{Blocked: true, Reason: "low on disk"}, receive(t, blocked))
-	require.Empty(t, requireClosed(t, blocked))
-	require.ErrorIs(t, context.Cause(c.Context()), ErrConnectionForced)
-}

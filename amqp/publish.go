@@ -141,15 +141,17 @@ func (c *Confirmation) Returned() *Return {
 	return &r
 }
 
-// DeliveryTag returns the publish sequence number on its channel (valid once
-// Done is closed; 0 for a publish that failed before it was numbered, and
-// for a nil *Confirmation).
+// DeliveryTag returns the publish's sequence number on its channel, the
+// delivery tag of the broker's confirm. It never waits: the number is
+// stored when the connection numbers the publish, as it goes out, and
+// DeliveryTag returns 0 before that, for a publish that failed before it
+// was numbered, and for a nil *Confirmation. Once Done is closed it no
+// longer changes.
 func (c *Confirmation) DeliveryTag() uint64 {
 	if c == nil {
 		return 0
 	}
-	<-c.p.Done()
-	return c.p.Seq
+	return c.p.Seq()
 }
 
 // ReturnError is the error of a returned mandatory publish.

@@ -23,6 +23,7 @@ func TestBrokerWide(t *testing.T) {
 func testMemoryAlarm(t *testing.T) {
 	c := dial(t, amqp.Config{ConnectionName: t.Name(), Heartbeat: time.Second})
 	blocked := c.Blocked()
+	require.Equal(t, amqp.Blocking{}, waitFor(t, blocked, testTimeout, "the current state"), "the first value is the current state")
 	ch := confirmChannel(t, c)
 	ctx := ctxT(t)
 	q := tempQueue(t, ch)
@@ -52,6 +53,9 @@ func testMemoryAlarm(t *testing.T) {
 	require.True(t, b.Blocked)
 	require.NotEmpty(t, b.Reason)
 	t.Logf("blocked: %q", b.Reason)
+	isBlocked, reason := c.IsBlocked()
+	require.True(t, isBlocked)
+	require.Equal(t, b.Reason, reason)
 
 	// The confirms of what the broker took before keep arriving.
 	for _, conf := range before {
@@ -92,6 +96,8 @@ func testMemoryAlarm(t *testing.T) {
 	restored = true
 	b = waitFor(t, blocked, testTimeout, "connection.unblocked")
 	require.False(t, b.Blocked)
+	isBlocked, _ = c.IsBlocked()
+	require.False(t, isBlocked)
 	require.NoError(t, <-waiting)
 	require.NoError(t, trigger.Wait(ctx))
 
@@ -126,8 +132,8 @@ func testCloseAllConnections(t *testing.T) {
 	require.ErrorIs(t, context.Cause(ch.Context()), amqp.ErrConnectionForced)
 	waitClosed(t, cons.Done(), testTimeout, "consumer")
 	require.ErrorIs(t, cons.Err(), amqp.ErrConnectionForced)
-	for range blocked {
-		t.Fatal("no blocking notification expected")
+	for b := range blocked { // at most the first value: the current state
+		require.False(t, b.Blocked, "no connection.blocked expected")
 	}
 	_, err = ch.QueueDeclarePassive(ctx, q)
 	require.ErrorIs(t, err, amqp.ErrConnectionForced)

@@ -155,14 +155,18 @@ func run(ctx context.Context, args []string, e env) int {
 }
 
 // watchBlocked reports the broker blocking and unblocking publishers
-// (a resource alarm), until the connection ends.
+// (a resource alarm), until the connection ends. Blocked's first value is
+// the current state: an unblocked one is news only after a blocked one.
 func watchBlocked(conn *amqp.Conn, con *console) {
+	wasBlocked := false
 	for b := range conn.Blocked() {
-		if b.Blocked {
+		switch {
+		case b.Blocked:
 			con.errorf("the broker is blocking publishers: %s; waiting", b.Reason)
-		} else {
+		case wasBlocked:
 			con.errorf("the broker unblocked publishers")
 		}
+		wasBlocked = b.Blocked
 	}
 }
 

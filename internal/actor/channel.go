@@ -55,12 +55,21 @@ func (ch *Channel) Conn() *Conn { return ch.conn }
 // Context is cancelled, with the reason as its cause, when the channel ends.
 func (ch *Channel) Context() context.Context { return ch.ctx }
 
-// Err returns why the channel ended, or nil while it is open.
+// Err returns why the channel ended, or nil while it is open. An end of
+// its connection matches ErrChannelClosed too (see sansio.ChannelEnd).
 func (ch *Channel) Err() error {
 	if ch.ctx.Err() == nil {
 		return nil
 	}
-	return context.Cause(ch.ctx)
+	return sansio.ChannelEnd(context.Cause(ch.ctx))
+}
+
+// call is Conn.call for a request on the channel: an error that ended the
+// connection, and so the channel, matches ErrChannelClosed too.
+func (ch *Channel) call(ctx context.Context, req request) Result {
+	r := ch.conn.call(ctx, req)
+	r.Err = sansio.ChannelEnd(r.Err)
+	return r
 }
 
 // errOrClosed returns why the channel ended, or ErrChannelClosed.
@@ -86,20 +95,28 @@ func (ch *Channel) EnableOutcomes() { ch.outcomesOn.Store(true) }
 // Returns.
 func (ch *Channel) EnableReturns() { ch.returnsOn.Store(true) }
 
-// Call sends a method and, when it expects a reply, waits for it.
+// Call sends a method and, when it expects a reply, waits for it. A ctx
+// already done sends nothing and returns its error.
 func (ch *Channel) Call(ctx context.Context, m sansio.Method) Result {
+	if ctx.Err() != nil {
+		return Result{Err: context.Cause(ctx)}
+	}
 	if err := ch.Err(); err != nil {
 		return Result{Err: err}
 	}
-	return ch.conn.call(ctx, request{kind: reqCall, ch: ch, m: m})
+	return ch.call(ctx, request{kind: reqCall, ch: ch, m: m})
 }
 
-// Close closes the channel and waits for the broker's close-ok.
+// Close closes the channel and waits for the broker's close-ok. A ctx
+// already done sends nothing and returns its error.
 func (ch *Channel) Close(ctx context.Context) error {
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
 	if ch.Err() != nil {
 		return nil
 	}
-	r := ch.conn.call(ctx, request{kind: reqCloseChannel, ch: ch})
+	r := ch.call(ctx, request{kind: reqCloseChannel, ch: ch})
 	if r.Err != nil && errors.Is(r.Err, sansio.ErrChannelClosed) {
 		return nil // closed meanwhile, which is what the caller asked for
 	}
@@ -107,8 +124,13 @@ func (ch *Channel) Close(ctx context.Context) error {
 }
 
 // Send queues an asynchronous method (basic.ack, nack, reject) without
-// waiting for anything but room in the loop's queue.
+// waiting for anything but room in the loop's queue. A ctx already done
+// sends nothing and returns its error; once Send returned nil, the method
+// goes out unless the channel ends first.
 func (ch *Channel) Send(ctx context.Context, m sansio.Method) error {
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
 	if err := ch.Err(); err != nil {
 		return err
 	}
@@ -125,7 +147,9 @@ func (ch *Channel) Send(ctx context.Context, m sansio.Method) error {
 // Outcome is the outcome of one publish in confirm mode. Its fields are
 // valid once it is settled (Settled, or Done closed).
 type Outcome struct {
-	Seq     uint64
+	// seq is the publish's sequence number on its channel, stored by the
+	// loop when the core numbers the publish; 0 until then.
+	seq     atomic.Uint64
 	Confirm sansio.Confirm
 	// Return is the message the broker returned (mandatory publish that no
 	// queue took), nil otherwise. The confirm of a returned message is
@@ -159,6 +183,11 @@ var closedDone = func() chan struct{} {
 
 // waiters holds empty capacity-1 channels for Wait.
 var waiters = sync.Pool{New: func() any { return make(chan struct{}, 1) }}
+
+// Seq returns the publish's sequence number on its channel (its delivery
+// tag in the broker's confirms) once the loop has numbered it, and 0
+// before that or when it failed unnumbered. It never waits.
+func (p *Outcome) Seq() uint64 { return p.seq.Load() }
 
 // Settled reports whether the outcome is known.
 func (p *Outcome) Settled() bool { return p.settled.Load() }
@@ -248,7 +277,8 @@ func (ch *Channel) settle(p *Outcome, outcome sansio.Confirm, err error) {
 
 // Rearm readies a publish that Keep took back for another Publish.
 func (p *Outcome) Rearm() {
-	p.Seq, p.Confirm, p.Return, p.Err = 0, 0, nil, nil
+	p.seq.Store(0)
+	p.Confirm, p.Return, p.Err = 0, nil, nil
 }
 
 // Fail settles a publish that Keep took back and that will not be
@@ -276,9 +306,12 @@ func (p *Outcome) settle(outcome sansio.Confirm, err error) {
 // the channel with channel.flow, or the outgoing bytes exceed their bound.
 // When it returns nil the message was handed to the connection; a later
 // failure reaches pub (when the channel is in confirm mode). When it returns
-// an error, the message was not sent.
+// an error, the message was not sent; a ctx already done sends nothing.
 func (ch *Channel) Publish(ctx context.Context, m *sansio.BasicPublish, props *sansio.Properties, body []byte, pub *Outcome) error {
 	c := ch.conn
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
 	if err := ch.Err(); err != nil {
 		return err
 	}
@@ -323,6 +356,9 @@ func (c *Conn) handOver(ctx context.Context, ch *Channel, req publishReq) error 
 	if err := ch.Err(); err != nil {
 		return err // the select below would pick at random
 	}
+	if ctx.Err() != nil {
+		return context.Cause(ctx) // likewise
+	}
 	select {
 	case c.pubs <- req:
 		return nil
@@ -354,13 +390,17 @@ type Consumer struct {
 func (cons *Consumer) Channel() *Channel { return cons.ch }
 
 // Consume starts a consumer with m (whose ConsumerTag must be set; see
-// NewConsumerTag) and returns once the broker confirmed it.
+// NewConsumerTag) and returns once the broker confirmed it. A ctx already
+// done sends nothing and returns its error.
 func (ch *Channel) Consume(ctx context.Context, m *sansio.BasicConsume) (*Consumer, error) {
+	if ctx.Err() != nil {
+		return nil, context.Cause(ctx)
+	}
 	if err := ch.Err(); err != nil {
 		return nil, err
 	}
 	cons := &Consumer{Tag: m.ConsumerTag, NoAck: m.NoAck, Deliveries: NewMailbox[sansio.Message](), ch: ch}
-	r := ch.conn.call(ctx, request{kind: reqConsume, ch: ch, m: m, cons: cons})
+	r := ch.call(ctx, request{kind: reqConsume, ch: ch, m: m, cons: cons})
 	if r.Err != nil {
 		return nil, r.Err
 	}
@@ -368,13 +408,17 @@ func (ch *Channel) Consume(ctx context.Context, m *sansio.BasicConsume) (*Consum
 }
 
 // Cancel cancels the consumer and waits for the broker's cancel-ok. The
-// deliveries already received stay in Deliveries.
+// deliveries already received stay in Deliveries. A ctx already done sends
+// nothing and returns its error.
 func (cons *Consumer) Cancel(ctx context.Context) error {
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
 	ch := cons.ch
 	if ch.Err() != nil {
 		return nil
 	}
-	r := ch.conn.call(ctx, request{kind: reqCancelConsumer, ch: ch, cons: cons,
+	r := ch.call(ctx, request{kind: reqCancelConsumer, ch: ch, cons: cons,
 		m: &sansio.BasicCancel{ConsumerTag: cons.Tag}})
 	if r.Err != nil && errors.Is(r.Err, sansio.ErrChannelClosed) {
 		return nil

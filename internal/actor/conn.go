@@ -2,6 +2,7 @@ package actor
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -81,9 +82,9 @@ type Conn struct {
 	// blocked is shut while the broker blocks publishers
 	// (connection.blocked).
 	blocked gate
-	// Blockings receives connection.blocked (Active false, with the reason)
-	// and connection.unblocked notifications.
-	Blockings *Mailbox[Blocking]
+	// blocking is the latest connection.blocked or unblocked
+	// notification; see Blocking.
+	blocking blockState
 
 	stats counters
 
@@ -96,7 +97,8 @@ type Conn struct {
 	largeFramePool sync.Pool
 }
 
-// Blocking is a connection.blocked or connection.unblocked notification.
+// Blocking is the state a connection.blocked (Blocked, with the broker's
+// Reason) or connection.unblocked (the zero Blocking) notification sets.
 type Blocking struct {
 	Blocked bool
 	Reason  string
@@ -168,7 +170,6 @@ func Dial(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error) {
 		connected: make(chan struct{}),
 		closing:   make(chan struct{}),
 		done:      make(chan struct{}),
-		Blockings: NewMailbox[Blocking](),
 		queued:    newBudget(int64(cfg.MaxOutgoing)),
 	}
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
@@ -238,7 +239,13 @@ const CloseTimeout = 10 * time.Second
 
 // Close closes the connection with the close handshake and returns when all
 // its goroutines have exited. When ctx ends first, or the broker does not
-// answer within CloseTimeout, the socket is closed without waiting more.
+// answer within CloseTimeout, the socket is closed at once, without
+// flushing what is still unsent, so that Close returns within ctx.
+//
+// It returns nil only when this Close ended the connection cleanly (the
+// broker's close-ok, or the socket dropped after our connection.close);
+// otherwise the error that ended it: an end that came first, or ctx's
+// error.
 func (c *Conn) Close(ctx context.Context) error {
 	// A connection that had already ended (the broker closed it, the
 	// socket failed) before the first Close reports why.
@@ -261,6 +268,10 @@ func (c *Conn) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		gaveUp = context.Cause(ctx)
 		c.abort(gaveUp)
+		// The loop's shutdown would give unsent bytes a moment to drain;
+		// there is no time left for that. Closing the transport ends the
+		// writes in progress at once.
+		closeTransport(c.nc)
 		<-c.done
 	}
 	switch {
@@ -269,17 +280,33 @@ func (c *Conn) Close(ctx context.Context) error {
 	case gaveUp != nil:
 		// Closed, but without the broker's close-ok: say so.
 		return gaveUp
-	case c.err == nil || errors.Is(c.err, sansio.ErrConnectionClosed):
-		return nil // ended by this Close
+	case c.err == nil:
+		return nil // ended by this Close: close-ok, or the broker dropped the socket after our close
 	}
+	// The connection ended otherwise while this Close ran (a loss, a
+	// missed heartbeat, the broker's own close): not a clean close.
 	return c.err
 }
 
+// closeTransport closes nc without waiting for anything: for TLS, the
+// socket beneath first, since tls.Conn.Close may otherwise wait up to 5 s
+// to send its close_notify alert on a socket that takes nothing.
+func closeTransport(nc net.Conn) {
+	if tc, ok := nc.(*tls.Conn); ok {
+		_ = tc.NetConn().Close()
+	}
+	_ = nc.Close()
+}
+
 // call sends req to the loop and waits for its reply, honouring ctx in both
-// steps. When ctx ends first, call tells the loop, which withdraws a request
-// still queued or drops the broker's late reply, so the channel stays
-// consistent; if the reply had already come, call returns it.
+// steps. A ctx already done sends nothing: select would pick the hand-over
+// at random. When ctx ends later, call tells the loop, which withdraws a
+// request still queued or drops the broker's late reply, so the channel
+// stays consistent; if the reply had already come, call returns it.
 func (c *Conn) call(ctx context.Context, req request) Result {
+	if ctx.Err() != nil {
+		return Result{Err: context.Cause(ctx)}
+	}
 	req.reply = make(chan Result, 1)
 	req.token = c.nextToken.Add(1)
 	select {
@@ -293,7 +320,12 @@ func (c *Conn) call(ctx context.Context, req request) Result {
 	case r := <-req.reply:
 		return r
 	case <-ctx.Done():
-		if r, ok := c.abandon(req); ok {
+		r, answered := c.abandon(req)
+		if answered {
+			return r
+		}
+		if held, ok := r.Err.(*HeldError); ok {
+			held.Err = context.Cause(ctx)
 			return r
 		}
 		return Result{Err: context.Cause(ctx)}
@@ -310,8 +342,9 @@ func (c *Conn) call(ctx context.Context, req request) Result {
 // abandon tells the loop that nobody waits for req's reply any more. It
 // waits for the loop only (which never blocks), not for the broker. The
 // note follows req on the same channel, so the loop has handled req when
-// it reads it; ok is true when the reply had been sent already.
-func (c *Conn) abandon(req request) (Result, bool) {
+// it reads it. answered is true when the reply had been sent already, and
+// r is that reply; otherwise r.Err may be a *HeldError, without its Err.
+func (c *Conn) abandon(req request) (r Result, answered bool) {
 	ack := make(chan Result, 1)
 	select {
 	case c.reqs <- request{kind: reqAbandon, ch: req.ch, token: req.token, reply: ack}:
@@ -322,7 +355,7 @@ func (c *Conn) abandon(req request) (Result, bool) {
 		if r.Err == nil {
 			return <-req.reply, true
 		}
-		return Result{}, false
+		return r, false
 	case <-c.done:
 		select {
 		case r := <-req.reply:

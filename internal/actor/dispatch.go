@@ -248,7 +248,7 @@ func (l *loop) blocked(ev sansio.Event) {
 		c.log.Info("amqp: connection unblocked by the broker")
 		c.blocked.open()
 	}
-	c.Blockings.Push(b)
+	c.blocking.set(b) // coalesced: only the latest state is kept
 	if obs := c.cfg.Observer; obs != nil {
 		obs.Blocked(b)
 	}
@@ -268,17 +268,20 @@ func (l *loop) channelClosed(ev sansio.Event) {
 }
 
 // endChannel ends a channel for its callers, consumers and publishers, in
-// this order: Publish refuses from the cancel on; stopPublishes makes sure
-// no publish is still on its way; publishesFirst fails those handed over,
-// while Outcomes can still report them; then Outcomes and Returns close.
+// this order: the cancel comes first, so that whoever sees a consumer's
+// Deliveries or the Outcomes closed finds the channel ended (a manual-ack
+// consumer then drops what it still holds: it can no longer be acked);
+// Publish refuses from the cancel on; stopPublishes makes sure no publish
+// is still on its way; publishesFirst fails those handed over, while
+// Outcomes can still report them; then Outcomes and Returns close.
 func (l *loop) endChannel(st *loopChannel, err error) {
 	l.owner.check()
 	delete(l.channels, st.ch.id)
+	st.ch.cancel(err)
 	for tag, cons := range st.consumers {
 		cons.Deliveries.Close(err)
 		delete(st.consumers, tag)
 	}
-	st.ch.cancel(err)
 	l.stopPublishes(st.ch)
 	l.publishesFirst()
 	st.ch.Outcomes.Close(err)

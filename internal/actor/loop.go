@@ -173,15 +173,22 @@ func (l *loop) morePublishes() {
 }
 
 // afterEach runs after every step: hand events to their receivers, start
-// a write if none is in progress, and arm the heartbeat timer.
+// a write if none is in progress, and arm the heartbeat timer. A write the
+// loop makes itself can fail and end the connection: the events that
+// produces are handed over at once too, not after the next step, which
+// might never come (a socket whose peer stopped reading gives the reader
+// nothing to report).
 func (l *loop) afterEach() {
-	if l.core.Closed() {
-		// Before the events that fail channels and wake their callers: a
-		// Close called after that must see the connection ended first.
-		l.c.ended.Store(true)
+	for {
+		if l.core.Closed() {
+			l.markEnded()
+		}
+		l.dispatch()
+		l.flush()
+		if !l.core.HasEvents() {
+			break
+		}
 	}
-	l.dispatch()
-	l.flush()
 	l.armTimer()
 	l.publishFrameCounts()
 	l.trimming = false
@@ -203,6 +210,23 @@ func (l *loop) trimBuffers() {
 	if len(l.inbuf) == 0 && cap(l.inbuf) > keepBuffer {
 		l.inbuf = nil
 	}
+}
+
+// markEnded publishes the end of the connection before the events that
+// fail channels and wake their callers: a caller who got the connection's
+// end must find it ended (Context, and a Close called after that reports
+// the end rather than a clean close).
+func (l *loop) markEnded() {
+	c := l.c
+	if c.ended.Load() {
+		return
+	}
+	c.ended.Store(true)
+	cause := l.core.Err()
+	if cause == nil {
+		cause = sansio.ErrConnectionClosed
+	}
+	c.cancel(cause)
 }
 
 // armTimer makes sure the timer fires by the core's deadline. The deadline
@@ -415,14 +439,14 @@ func (l *loop) shutdown() {
 		l.reply(w, Result{Err: closeErr})
 		delete(l.waiters, token)
 	}
-	c.Blockings.Close(closeErr)
+	c.blocking.end()
 	c.err = l.cause
 	c.cancel(closeErr)
 	// The core ended every channel before the connection, so none is left
 	// here but by mistake; ending it still keeps Publish from handing
 	// anything over once the queued publishes are drained below.
 	for _, st := range l.channels {
-		l.endChannel(st, closeErr)
+		l.endChannel(st, sansio.ChannelEnd(closeErr))
 	}
 	l.drainRequests(closeErr)
 	close(c.done)

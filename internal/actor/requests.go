@@ -160,7 +160,7 @@ func (l *loop) publish(req publishReq) {
 	}
 	req.ch.unconfirmed.Add(1)
 	if req.out != nil {
-		req.out.Seq = seq // the core hands req.out back with its confirm
+		req.out.seq.Store(seq) // the core hands req.out back with its confirm
 	}
 }
 
@@ -187,7 +187,8 @@ func (l *loop) publishesFirst() {
 // already. A request still queued in the core is withdrawn; the reply to
 // one on the wire will be dropped when it comes. The caller learns which:
 // errAbandoned, or nil when the reply was sent already and waits in its
-// channel.
+// channel. A withdrawn request that was held behind an unanswered one is
+// told which, as a *HeldError.
 func (l *loop) abandon(req request) {
 	w, ok := l.waiters[req.token]
 	if !ok {
@@ -199,6 +200,10 @@ func (l *loop) abandon(req request) {
 		if w.req.kind == reqConsume {
 			delete(l.channels[req.ch.id].consumers, w.req.cons.Tag)
 		}
+		if behind, held := l.core.Awaiting(req.ch.id); held {
+			req.reply <- Result{Err: &HeldError{Behind: behind.String()}}
+			return
+		}
 	} else {
 		w.abandoned = true
 	}
@@ -206,6 +211,26 @@ func (l *loop) abandon(req request) {
 }
 
 var errAbandoned = errors.New("abandoned")
+
+// HeldError is the error of a synchronous call whose context ended while
+// it waited for its turn behind an earlier call on the same channel, one
+// on the wire that the broker had not answered: the protocol allows one
+// at a time per channel. Nothing of the held call was sent. Behind names
+// the unanswered method, such as "tx.select"; while the broker does not
+// answer it, every later synchronous call on the channel waits the same
+// way. Err is the context's error, which Unwrap returns.
+type HeldError struct {
+	Behind string // the unanswered method, as the specification names it
+	Err    error  // the held call's context's error
+}
+
+// Error names the unanswered method and the context's error.
+func (e *HeldError) Error() string {
+	return "amqp: gave up waiting behind " + e.Behind + ", sent earlier on this channel and not yet answered by the broker: " + e.Err.Error()
+}
+
+// Unwrap returns Err.
+func (e *HeldError) Unwrap() error { return e.Err }
 
 func (l *loop) reply(w *waiter, r Result) {
 	if w.req.reply != nil && !w.abandoned {

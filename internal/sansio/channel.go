@@ -227,6 +227,17 @@ func (c *Conn) CancelRequest(id uint16, token uint64) bool {
 	return false
 }
 
+// Awaiting returns the request of channel id that is on the wire, waiting
+// for the broker's reply, if there is one: the request every later one
+// on the channel waits behind.
+func (c *Conn) Awaiting(id uint16) (MethodID, bool) {
+	ch := c.channel(id)
+	if ch == nil || len(ch.requests) == 0 || !ch.requests[0].sent {
+		return 0, false
+	}
+	return ch.requests[0].m.ID(), true
+}
+
 // Publish queues basic.publish on channel id. frames are its method,
 // content header and body frames, encoded with AppendPublish for this
 // connection's frame_max (Tuning().FrameMax), so that a driver can encode

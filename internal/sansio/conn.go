@@ -101,6 +101,7 @@ type Conn struct {
 	queued      int // bytes of publishes held on channels (request.frames)
 	events      []Event
 	eventHead   int
+	endErr      error // why the connection ended; set with stateClosed
 	auth        Auth
 	tuning      Tuning
 	serverProps Table
@@ -156,6 +157,15 @@ func (c *Conn) IsOpen() bool { return c.state == stateOpen }
 
 // Closed reports whether EventConnectionClosed has been emitted.
 func (c *Conn) Closed() bool { return c.state == stateClosed }
+
+// Err returns why the connection ended, as EventConnectionClosed will
+// carry it: nil while it is open and after a clean close. A driver can
+// read it as soon as Closed is true, before the events that fail the
+// pending requests.
+func (c *Conn) Err() error { return c.endErr }
+
+// HasEvents reports whether NextEvent has an event to return.
+func (c *Conn) HasEvents() bool { return c.eventHead < len(c.events) }
 
 // NextEvent returns the oldest event not yet returned, or false when there is
 // none.
@@ -342,6 +352,7 @@ func (c *Conn) end(err error) {
 		return
 	}
 	c.state = stateClosed
+	c.endErr = err
 	chErr := err
 	if chErr == nil {
 		chErr = ErrConnectionClosed
@@ -351,9 +362,11 @@ func (c *Conn) end(err error) {
 	c.emit(Event{Kind: EventConnectionClosed, Err: err})
 }
 
-// endChannels ends every open channel with err. A channel the client was
-// closing will never see its close-ok: its close request fails with err.
+// endChannels ends every open channel with err, the connection's end, as
+// a channel's end (see ChannelEnd). A channel the client was closing will
+// never see its close-ok: its close request fails with err.
 func (c *Conn) endChannels(err error) {
+	err = ChannelEnd(err)
 	for id := 1; id < len(c.channels); id++ {
 		ch := c.channels[id]
 		if ch == nil {

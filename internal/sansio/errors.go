@@ -113,6 +113,24 @@ var (
 	ErrHeartbeatTimeout = fmt.Errorf("amqp: no heartbeat from the broker for two intervals: %w", ErrConnectionClosed)
 )
 
+// ChannelEnd returns err, the end of a connection, as the end of one of
+// its channels: an error that matches ErrChannelClosed as well as what err
+// matches (ErrConnectionClosed, ErrHeartbeatTimeout, a reply code), with
+// err's text. Other errors, nil among them, are returned as they are.
+func ChannelEnd(err error) error {
+	if err == nil || !errors.Is(err, ErrConnectionClosed) || errors.Is(err, ErrChannelClosed) {
+		return err
+	}
+	return &channelEndError{err}
+}
+
+// channelEndError is a connection's end as the end of one of its channels.
+type channelEndError struct{ err error }
+
+func (e *channelEndError) Error() string        { return e.err.Error() }
+func (e *channelEndError) Unwrap() error        { return e.err }
+func (e *channelEndError) Is(target error) bool { return target == ErrChannelClosed }
+
 // VersionError is returned when the server answers the protocol header with
 // its own, because it does not speak AMQP 0-9-1.
 type VersionError struct {
