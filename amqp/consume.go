@@ -125,7 +125,6 @@ func (ch *Channel) Consume(ctx context.Context, queue string, opts ConsumeOption
 			// Cancel returns once the broker confirms or the channel ends.
 			c.stopCancel = context.AfterFunc(ctx, func() { _ = c.Cancel(context.WithoutCancel(ctx)) })
 		}
-		ac.Deliveries.SetDirect(c.offerFor(g))
 		// run is owned by the consumer; it exits once the consumer has
 		// ended for good and its deliveries are handed over (or dropped,
 		// see above), or when the connection is closed.
@@ -247,16 +246,15 @@ func (c *Consumer) end(err error) {
 
 // resume moves the consumer to ac, its registration on the recovered
 // generation g of its channel.
-func (c *Consumer) resume(ac *actor.Consumer, g *chanGen) {
+func (c *Consumer) resume(ctx context.Context, ac *actor.Consumer, g *chanGen) {
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
-		_ = ac.Cancel(context.Background()) // ended during the recovery
+		_ = ac.Cancel(ctx) // ended during the recovery
 		return
 	}
 	c.pastReceived += c.a.Received()
-	c.a, c.gen = ac, g
-	ac.Deliveries.SetDirect(c.offerFor(g))
+	c.a, c.gen = ac, g // run installs its direct path once done with the old one
 	close(c.changed)
 	c.changed = make(chan struct{})
 	c.mu.Unlock()
@@ -268,6 +266,10 @@ func (c *Consumer) run() {
 		c.mu.Lock()
 		a, g := c.a, c.gen
 		c.mu.Unlock()
+		// Only now may the loop hand g's deliveries straight over: before,
+		// they would mix with the previous generation's, and
+		// dropUnackable would drop them with those.
+		a.Deliveries.SetDirect(c.offerFor(g))
 		err = c.forward(a.Deliveries, g)
 		a.Deliveries.SetDirect(nil) // waits out a direct send in progress: none may follow the close
 		if err == errForwardStopped || g.a.Context().Err() != nil {

@@ -44,9 +44,15 @@ func (ch *Channel) restore(ctx context.Context, a *actor.Conn) error {
 			continue
 		}
 		g := ch.current0()
+		if g.a != ach {
+			// The channel ended meanwhile (Close, or its connection):
+			// nothing holds ach, so close it on the broker too.
+			_ = ach.Close(ctx)
+			return nil
+		}
 		for i, c := range consumers {
 			if acs[i] != nil {
-				c.resume(acs[i], g)
+				c.resume(ctx, acs[i], g)
 			}
 		}
 		return nil

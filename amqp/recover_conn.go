@@ -159,10 +159,16 @@ func (c *Conn) reconnect(start time.Time) (*actor.Conn, URI, error) {
 		return nil, URI{}, err
 	}
 	if err := c.restore(ctx, a); err != nil {
-		a.Close(context.Background())
+		c.abandon(a)
 		return nil, URI{}, err
 	}
 	return a, uri, nil
+}
+
+// abandon closes a socket that a recovery attempt will not use. Close
+// cuts it at once rather than waiting for a broker that may be silent.
+func (c *Conn) abandon(a *actor.Conn) {
+	_ = a.Close(c.closeCtx)
 }
 
 // attemptContext bounds an attempt by Close and by the policy's
@@ -213,7 +219,7 @@ func (c *Conn) install(a *actor.Conn, uri URI, start time.Time) (bool, error) {
 		c.mu.Lock()
 		if c.err != nil || c.isClosing() {
 			c.mu.Unlock()
-			a.Close(context.Background())
+			c.abandon(a)
 			return false, nil
 		}
 		if c.allChannelsOn(a) {
@@ -231,7 +237,7 @@ func (c *Conn) install(a *actor.Conn, uri URI, start time.Time) (bool, error) {
 		err := c.restore(ctx, a)
 		cancel()
 		if err != nil {
-			a.Close(context.Background())
+			c.abandon(a)
 			return false, err
 		}
 	}
@@ -250,7 +256,7 @@ func (c *Conn) allChannelsOn(a *actor.Conn) bool {
 // again, on a channel of its own.
 func (c *Conn) restoreTopology(ctx context.Context, a *actor.Conn) error {
 	r := &redeclarer{c: c, a: a}
-	defer r.close()
+	defer r.close(ctx)
 	exchanges, queues, _ := c.topo.snapshot()
 	for i := range exchanges {
 		m := &exchanges[i]
@@ -327,9 +333,9 @@ func (r *redeclarer) queueDecl(q *recordedQueue) *sansio.QueueDeclare {
 	return &m
 }
 
-func (r *redeclarer) close() {
+func (r *redeclarer) close(ctx context.Context) {
 	if r.ch != nil && r.ch.Err() == nil {
-		_ = r.ch.Close(context.Background())
+		_ = r.ch.Close(ctx)
 	}
 }
 

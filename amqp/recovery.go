@@ -30,7 +30,7 @@ type Recovery struct {
 	// reconnecting at the same instant. Each wait is jittered by ±25%.
 	InitialDelay time.Duration
 	// MaxDelay caps the wait between attempts, which doubles from
-	// InitialDelay (0: 2 s).
+	// InitialDelay (0: 2 s, or InitialDelay when it is longer).
 	MaxDelay time.Duration
 	// Backoff, when set, replaces InitialDelay and MaxDelay: it returns the
 	// wait before attempt n (starting at 0), used as it is.
@@ -269,7 +269,7 @@ func (r *Recovery) delay(n int) time.Duration {
 		initial = time.Second
 	}
 	if maxDelay <= 0 {
-		maxDelay = 2 * time.Second
+		maxDelay = max(2*time.Second, initial) // the default cap never cuts InitialDelay
 	}
 	d := initial
 	for i := 0; i < n && d < maxDelay; i++ {

@@ -100,7 +100,15 @@ func (t *topology) queueDeclared(m *sansio.QueueDeclare, name string) {
 	rec.decl.NoWait = false
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.queues = slices.DeleteFunc(t.queues, func(q *recordedQueue) bool { return q.decl.Queue == name })
+	t.queues = slices.DeleteFunc(t.queues, func(q *recordedQueue) bool {
+		if q.decl.Queue != name {
+			return false
+		}
+		// Declared again by the name the broker chose: it is still the
+		// broker's to name (RabbitMQ refuses to declare amq.* names).
+		rec.serverNamed = rec.serverNamed || q.serverNamed
+		return true
+	})
 	t.queues = append(t.queues, rec)
 }
 

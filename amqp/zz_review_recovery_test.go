@@ -1,0 +1,518 @@
+package amqp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/amqproto/amqproto/internal/fakebroker"
+	"github.com/amqproto/amqproto/internal/sansio"
+	"github.com/stretchr/testify/require"
+)
+
+// brokers gives each dial of a Conn a fresh net.Pipe to a fake broker of
+// its own (one per generation), which answers every request as RabbitMQ
+// would, unless a hook handles it, and logs every method it receives.
+type brokers struct {
+	t *testing.T
+
+	mu      sync.Mutex
+	log     []received
+	changed chan struct{} // closed and replaced at each log entry
+	servers []net.Conn    // the broker's end of each dial, from 1
+	byGen   map[int]*fakebroker.Broker
+	dones   []<-chan struct{}
+	dials   int
+
+	// hook, when set, sees each method first; true means it handled it.
+	hook func(gen int, b *fakebroker.Broker, f fakebroker.Frame) bool
+	// script, when set and not nil for gen, replaces the default one.
+	script func(gen int) func(b *fakebroker.Broker)
+	// dialErr, when set, may refuse dial gen.
+	dialErr func(gen int) error
+}
+
+type received struct {
+	gen int
+	ch  uint16
+	m   sansio.Method
+}
+
+// recoveringConn dials a Conn over brokers with recovery on and no delay
+// between attempts (unless cfg sets one).
+func recoveringConn(t *testing.T, cfg Config, setup func(bs *brokers)) (*Conn, *brokers) {
+	t.Helper()
+	bs := &brokers{t: t, changed: make(chan struct{})}
+	if setup != nil {
+		setup(bs)
+	}
+	cfg.Dial = bs.dial
+	if cfg.Recovery.Backoff == nil && cfg.Recovery.InitialDelay == 0 {
+		cfg.Recovery.Backoff = func(int) time.Duration { return 0 }
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := DialConfig(ctx, "amqp://fake/", cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = c.Close(ctx)
+		bs.mu.Lock()
+		for _, s := range bs.servers {
+			s.Close()
+		}
+		dones := bs.dones
+		bs.mu.Unlock()
+		for _, d := range dones {
+			<-d
+		}
+	})
+	return c, bs
+}
+
+func (bs *brokers) dial(ctx context.Context, _, _ string) (net.Conn, error) {
+	bs.mu.Lock()
+	bs.dials++
+	gen := bs.dials
+	bs.mu.Unlock()
+	if bs.dialErr != nil {
+		if err := bs.dialErr(gen); err != nil {
+			return nil, err
+		}
+	}
+	client, server := net.Pipe()
+	script := bs.serve(gen)
+	if bs.script != nil {
+		if s := bs.script(gen); s != nil {
+			script = s
+		}
+	}
+	done := fakebroker.Start(bs.t, server, script)
+	bs.mu.Lock()
+	bs.servers = append(bs.servers, server)
+	bs.dones = append(bs.dones, done)
+	bs.mu.Unlock()
+	return client, nil
+}
+
+// kill cuts the socket of generation gen, as a network failure would.
+func (bs *brokers) kill(gen int) {
+	bs.mu.Lock()
+	s := bs.servers[gen-1]
+	bs.mu.Unlock()
+	s.Close()
+}
+
+// broker returns generation gen's broker, to send from the test (a
+// net.Pipe takes concurrent writes whole).
+func (bs *brokers) broker(gen int) *fakebroker.Broker {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	return bs.byGen[gen]
+}
+
+// serve is the default script: a handshake, then an answer to everything.
+func (bs *brokers) serve(gen int) func(b *fakebroker.Broker) {
+	return func(b *fakebroker.Broker) {
+		b.Handshake(0)
+		bs.mu.Lock()
+		if bs.byGen == nil {
+			bs.byGen = map[int]*fakebroker.Broker{}
+		}
+		bs.byGen[gen] = b
+		bs.mu.Unlock()
+		queues := 0
+		for {
+			f, err := b.Next()
+			if err != nil {
+				return
+			}
+			if f.Type != sansio.FrameMethod {
+				continue
+			}
+			bs.record(received{gen: gen, ch: f.Channel, m: f.Method})
+			if bs.hook != nil && bs.hook(gen, b, f) {
+				continue
+			}
+			if _, ok := f.Method.(*sansio.ConnectionClose); ok {
+				b.Send(0, &sansio.ConnectionCloseOk{})
+				return
+			}
+			if m, ok := f.Method.(*sansio.QueueDeclare); ok && m.Queue == "" {
+				queues++
+				b.Send(f.Channel, &sansio.QueueDeclareOk{Queue: fmt.Sprintf("amq.gen-%d-%d", gen, queues)})
+				continue
+			}
+			if reply := answer(f.Method); reply != nil {
+				b.Send(f.Channel, reply)
+			}
+		}
+	}
+}
+
+// answer is RabbitMQ's reply to m, nil for an asynchronous method.
+func answer(m sansio.Method) sansio.Method {
+	switch m := m.(type) {
+	case *sansio.ChannelOpen:
+		return &sansio.ChannelOpenOk{}
+	case *sansio.ChannelClose:
+		return &sansio.ChannelCloseOk{}
+	case *sansio.ExchangeDeclare:
+		return &sansio.ExchangeDeclareOk{}
+	case *sansio.ExchangeDelete:
+		return &sansio.ExchangeDeleteOk{}
+	case *sansio.ExchangeBind:
+		return &sansio.ExchangeBindOk{}
+	case *sansio.QueueDeclare:
+		return &sansio.QueueDeclareOk{Queue: m.Queue}
+	case *sansio.QueueBind:
+		return &sansio.QueueBindOk{}
+	case *sansio.QueueUnbind:
+		return &sansio.QueueUnbindOk{}
+	case *sansio.QueueDelete:
+		return &sansio.QueueDeleteOk{}
+	case *sansio.BasicQos:
+		return &sansio.BasicQosOk{}
+	case *sansio.BasicConsume:
+		return &sansio.BasicConsumeOk{ConsumerTag: m.ConsumerTag}
+	case *sansio.BasicCancel:
+		return &sansio.BasicCancelOk{ConsumerTag: m.ConsumerTag}
+	case *sansio.ConfirmSelect:
+		return &sansio.ConfirmSelectOk{}
+	case *sansio.TxSelect:
+		return &sansio.TxSelectOk{}
+	case *sansio.TxCommit:
+		return &sansio.TxCommitOk{}
+	case *sansio.TxRollback:
+		return &sansio.TxRollbackOk{}
+	}
+	return nil
+}
+
+func (bs *brokers) record(r received) {
+	bs.mu.Lock()
+	bs.log = append(bs.log, r)
+	close(bs.changed)
+	bs.changed = make(chan struct{})
+	bs.mu.Unlock()
+}
+
+// received returns what generation gen received, in order.
+func (bs *brokers) received(gen int) []received {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	var out []received
+	for _, r := range bs.log {
+		if r.gen == gen {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// await waits until generation gen has received a method that f accepts,
+// and returns it.
+func (bs *brokers) await(gen int, f func(r received) bool) received {
+	bs.t.Helper()
+	timeout := time.After(5 * time.Second)
+	for seen := 0; ; {
+		bs.mu.Lock()
+		log, changed := bs.log, bs.changed
+		bs.mu.Unlock()
+		for ; seen < len(log); seen++ {
+			if log[seen].gen == gen && f(log[seen]) {
+				return log[seen]
+			}
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			bs.t.Fatalf("generation %d did not receive the method awaited", gen)
+		}
+	}
+}
+
+// is matches a received method by type.
+func is[T sansio.Method](r received) bool {
+	_, ok := r.m.(T)
+	return ok
+}
+
+// awaitEvent returns the next recovery event of kind, skipping others.
+func awaitEvent(t *testing.T, c *Conn, kind RecoveryEventKind) RecoveryEvent {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case ev := <-c.RecoveryEvents():
+			if ev.Kind == kind {
+				return ev
+			}
+		case <-timeout:
+			t.Fatalf("no %v event", kind)
+		}
+	}
+}
+
+// A channel closed while the recovery reopens it is not left open on the
+// new socket.
+func TestReviewChannelClosedDuringItsRestoreIsClosedOnTheBroker(t *testing.T) {
+	openSeen, release := make(chan uint16, 1), make(chan struct{})
+	c, bs := recoveringConn(t, Config{}, func(bs *brokers) {
+		bs.hook = func(gen int, b *fakebroker.Broker, f fakebroker.Frame) bool {
+			if _, ok := f.Method.(*sansio.ChannelOpen); ok && gen == 2 {
+				openSeen <- f.Channel
+				<-release
+				b.Send(f.Channel, &sansio.ChannelOpenOk{})
+				return true
+			}
+			return false
+		}
+	})
+	ch, err := c.Channel(context.Background())
+	require.NoError(t, err)
+	bs.kill(1)
+	id := receive(t, openSeen)
+	require.NoError(t, ch.Close(context.Background()))
+	close(release)
+	awaitEvent(t, c, Recovered)
+	bs.await(2, func(r received) bool { return r.ch == id && is[*sansio.ChannelClose](r) })
+}
+
+// A server-named queue declared again by its name stays server-named in
+// the record: recovery asks the broker for a new name (RabbitMQ refuses
+// to declare an amq.* name).
+func TestReviewServerNamedQueueDeclaredAgainByNameStaysServerNamed(t *testing.T) {
+	c, bs := recoveringConn(t, Config{}, nil)
+	ch, err := c.Channel(context.Background())
+	require.NoError(t, err)
+	q, err := ch.QueueDeclare(context.Background(), "", QueueOptions{Exclusive: true})
+	require.NoError(t, err)
+	_, err = ch.QueueDeclare(context.Background(), q.Name, QueueOptions{Exclusive: true})
+	require.NoError(t, err)
+	bs.kill(1)
+	ev := awaitEvent(t, c, QueueRenamed)
+	require.Equal(t, q.Name, ev.OldName)
+	r := bs.await(2, is[*sansio.QueueDeclare])
+	require.Empty(t, r.m.(*sansio.QueueDeclare).Queue)
+}
+
+// Close during a recovery's topology restore, on a broker that stopped
+// answering, returns within its context.
+func TestReviewCloseDuringRestoreOnASilentBrokerHonoursItsContext(t *testing.T) {
+	c, bs := recoveringConn(t, Config{}, func(bs *brokers) {
+		bs.hook = func(gen int, b *fakebroker.Broker, f fakebroker.Frame) bool {
+			return gen == 2 && !is[*sansio.ChannelOpen](received{m: f.Method}) // silent but for channel.open
+		}
+	})
+	ch, err := c.Channel(context.Background())
+	require.NoError(t, err)
+	require.NoError(t, ch.ExchangeDeclare(context.Background(), "x", "direct", ExchangeOptions{}))
+	bs.kill(1)
+	bs.await(2, is[*sansio.ExchangeDeclare])
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	closed := make(chan struct{})
+	go func() {
+		_ = c.Close(ctx)
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(3 * time.Second):
+		bs.kill(2) // let the test end
+		<-closed
+		t.Fatal("Close did not return within its context")
+	}
+}
+
+// The first wait of a recovery is InitialDelay even above the default
+// MaxDelay.
+func TestReviewInitialDelayAboveDefaultMaxDelay(t *testing.T) {
+	r := Recovery{InitialDelay: 5 * time.Second}
+	require.GreaterOrEqual(t, r.delay(0), 5*time.Second*3/4)
+}
+
+var _ = errors.New
+
+func TestReviewHarness(t *testing.T) {
+	c, bs := recoveringConn(t, Config{}, nil)
+	ch, err := c.Channel(context.Background())
+	require.NoError(t, err)
+	q, err := ch.QueueDeclare(context.Background(), "", QueueOptions{Exclusive: true})
+	require.NoError(t, err)
+	bs.kill(1)
+	ev := awaitEvent(t, c, QueueRenamed)
+	require.Equal(t, q.Name, ev.OldName)
+	awaitEvent(t, c, Recovered)
+	for _, r := range bs.received(2) {
+		t.Logf("%d %T %+v", r.ch, r.m, r.m)
+	}
+}
+
+// Delivery tags keep growing across a recovery; a delivery of the lost
+// socket cannot be acknowledged, by Delivery.Ack or by its tag, and
+// nothing reaches the new socket; a new one can.
+func TestReviewStaleDeliveriesAndGrowingTags(t *testing.T) {
+	c, bs := recoveringConn(t, Config{}, nil)
+	ch, err := c.Channel(context.Background())
+	require.NoError(t, err)
+	cons, err := ch.Consume(context.Background(), "q", ConsumeOptions{Tag: "t"})
+	require.NoError(t, err)
+	bs.broker(1).Deliver(1, "t", 1, []byte("a"))
+	bs.broker(1).Deliver(1, "t", 2, []byte("b"))
+	old := receive(t, cons.Deliveries())
+	require.EqualValues(t, 1, old.DeliveryTag)
+	bs.kill(1)
+	awaitEvent(t, c, Recovered)
+	r := bs.await(2, is[*sansio.BasicConsume])
+	bs.broker(2).Deliver(r.ch, "t", 1, []byte("c"))
+	ctx := context.Background()
+	d := receive(t, cons.Deliveries())
+	if string(d.Body) == "b" { // read before the consumer dropped it
+		require.ErrorIs(t, d.Ack(ctx, false), ErrStaleDelivery)
+		d = receive(t, cons.Deliveries())
+	}
+	require.Equal(t, []byte("c"), d.Body)
+	require.Greater(t, d.DeliveryTag, uint64(2))
+	require.ErrorIs(t, old.Ack(ctx, false), ErrStaleDelivery)
+	require.ErrorIs(t, old.Nack(ctx, false, true), ErrChannelClosed)
+	require.ErrorIs(t, ch.Ack(ctx, 1, false), ErrStaleDelivery)
+	require.ErrorIs(t, ch.Ack(ctx, 2, true), ErrStaleDelivery)
+	require.NoError(t, d.Ack(ctx, false))
+	ack := bs.await(2, is[*sansio.BasicAck])
+	require.EqualValues(t, 1, ack.m.(*sansio.BasicAck).DeliveryTag)
+	require.Len(t, filter(bs.received(2), is[*sansio.BasicAck]), 1)
+	require.NoError(t, ch.Err())
+}
+
+func filter(rs []received, f func(received) bool) []received {
+	var out []received
+	for _, r := range rs {
+		if f(r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Publishes in flight at the loss settle once, with ErrOutcomeUnknown;
+// publishing goes on after the recovery.
+func TestReviewInFlightConfirmsSettleOutcomeUnknown(t *testing.T) {
+	c, bs := recoveringConn(t, Config{}, nil)
+	ch, err := c.Channel(context.Background())
+	require.NoError(t, err)
+	require.NoError(t, ch.Confirm(context.Background()))
+	all := ch.Confirmations()
+	var confs []*Confirmation
+	for range 3 {
+		conf, err := ch.Publish(context.Background(), Publishing{RoutingKey: "q", Body: []byte("x")})
+		require.NoError(t, err)
+		confs = append(confs, conf)
+	}
+	bs.await(1, func(r received) bool { return len(filter(bs.received(1), is[*sansio.BasicPublish])) == 3 })
+	bs.broker(1).Send(1, &sansio.BasicAck{DeliveryTag: 1})
+	require.NoError(t, confs[0].Wait(context.Background()))
+	bs.kill(1)
+	for _, conf := range confs[1:] {
+		err := conf.Wait(context.Background())
+		require.ErrorIs(t, err, ErrOutcomeUnknown)
+		require.ErrorIs(t, err, ErrConnectionClosed)
+		require.False(t, conf.Acked())
+	}
+	awaitEvent(t, c, Recovered)
+	conf, err := ch.Publish(context.Background(), Publishing{RoutingKey: "q", Body: []byte("y")})
+	require.NoError(t, err)
+	r := bs.await(2, is[*sansio.BasicPublish])
+	bs.broker(2).Send(r.ch, &sansio.BasicAck{DeliveryTag: 1})
+	require.NoError(t, conf.Wait(context.Background()))
+	got := map[*Confirmation]int{}
+	for range 4 {
+		got[receive(t, all)]++
+	}
+	for _, conf := range append(confs, conf) {
+		require.Equal(t, 1, got[conf])
+	}
+}
+
+// A synchronous call in flight at the loss fails with an error matching
+// ErrConnectionClosed; one made during the recovery waits and succeeds.
+func TestReviewSyncCallsAtAndDuringTheLoss(t *testing.T) {
+	gate := make(chan struct{})
+	c, bs := recoveringConn(t, Config{}, func(bs *brokers) {
+		bs.hook = func(gen int, b *fakebroker.Broker, f fakebroker.Frame) bool {
+			return gen == 1 && is[*sansio.QueueDeclare](received{m: f.Method}) // never answered
+		}
+		bs.dialErr = func(gen int) error {
+			if gen == 2 {
+				<-gate
+			}
+			return nil
+		}
+	})
+	ch, err := c.Channel(context.Background())
+	require.NoError(t, err)
+	inFlight := make(chan error, 1)
+	go func() {
+		_, err := ch.QueueDeclare(context.Background(), "q1", QueueOptions{})
+		inFlight <- err
+	}()
+	bs.await(1, is[*sansio.QueueDeclare])
+	bs.kill(1)
+	require.ErrorIs(t, receive(t, inFlight), ErrConnectionClosed)
+	awaitEvent(t, c, Recovering)
+	during := make(chan error, 1)
+	go func() {
+		_, err := ch.QueueDeclare(context.Background(), "q2", QueueOptions{})
+		during <- err
+	}()
+	close(gate)
+	require.NoError(t, receive(t, during))
+}
+
+// After a recovery in the middle of a transaction, the next commit fails
+// once with ErrTxLost; the one after goes to the broker.
+func TestReviewTxCommitAfterRecovery(t *testing.T) {
+	c, bs := recoveringConn(t, Config{}, nil)
+	ch, err := c.Channel(context.Background())
+	require.NoError(t, err)
+	require.NoError(t, ch.Tx(context.Background()))
+	bs.kill(1)
+	awaitEvent(t, c, Recovered)
+	bs.await(2, is[*sansio.TxSelect])
+	require.ErrorIs(t, ch.TxCommit(context.Background()), ErrTxLost)
+	require.NoError(t, ch.TxCommit(context.Background()))
+	require.Len(t, filter(bs.received(2), is[*sansio.TxCommit]), 1)
+}
+
+// Each consumer gets back the prefetch it started with.
+func TestReviewPerConsumerQosRestored(t *testing.T) {
+	c, bs := recoveringConn(t, Config{}, nil)
+	ch, err := c.Channel(context.Background())
+	require.NoError(t, err)
+	ctx := context.Background()
+	require.NoError(t, ch.Qos(ctx, 5, false))
+	_, err = ch.Consume(ctx, "a", ConsumeOptions{Tag: "a"})
+	require.NoError(t, err)
+	require.NoError(t, ch.Qos(ctx, 10, false))
+	_, err = ch.Consume(ctx, "b", ConsumeOptions{Tag: "b"})
+	require.NoError(t, err)
+	require.NoError(t, ch.Qos(ctx, 7, false))
+	bs.kill(1)
+	awaitEvent(t, c, Recovered)
+	var got []string
+	for _, r := range bs.received(2) {
+		switch m := r.m.(type) {
+		case *sansio.BasicQos:
+			got = append(got, fmt.Sprint("qos ", m.PrefetchCount))
+		case *sansio.BasicConsume:
+			got = append(got, "consume "+m.Queue)
+		}
+	}
+	require.Equal(t, []string{"qos 5", "consume a", "qos 10", "consume b", "qos 7"}, got)
+}
