@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -99,6 +100,10 @@ type Config struct {
 	Tracer Tracer
 
 	observer actor.Observer // queues the loop's events for Tracer
+
+	// secret is the password that Conn.UpdateSecret last set, which a
+	// recovery logs in with; nil: the configured one.
+	secret []byte
 }
 
 // Conn is a connection to a broker. Its methods are safe for concurrent use
@@ -131,6 +136,7 @@ type Conn struct {
 	channels map[*Channel]struct{}
 	// pastStats sums the counters of the sockets replaced by recoveries.
 	pastStats actor.Stats
+	secret    []byte // set by UpdateSecret: see Config.secret
 
 	blocked  chan Blocking
 	blockOne sync.Once
@@ -229,6 +235,9 @@ func coreConfig(uri URI, cfg *Config) (sansio.Config, error) {
 	if err != nil {
 		return sansio.Config{}, err
 	}
+	if cfg.secret != nil {
+		auth = withSecret(auth, string(cfg.secret))
+	}
 	core := sansio.Config{
 		Auth:           auth,
 		Vhost:          uri.Vhost,
@@ -285,6 +294,27 @@ func authFor(uri URI, auth []Auth) ([]sansio.Auth, error) {
 		}
 	}
 	return out, nil
+}
+
+// withSecret replaces the password of the mechanisms that carry one.
+func withSecret(auth []sansio.Auth, secret string) []sansio.Auth {
+	out := make([]sansio.Auth, len(auth))
+	for i, a := range auth {
+		switch m := a.(type) {
+		case PlainAuth:
+			m.Password = secret
+			a = m
+		case *PlainAuth:
+			a = PlainAuth{Username: m.Username, Password: secret}
+		case AMQPlainAuth:
+			m.Password = secret
+			a = m
+		case *AMQPlainAuth:
+			a = AMQPlainAuth{Username: m.Username, Password: secret}
+		}
+		out[i] = a
+	}
+	return out
 }
 
 // DialError is a failure to open a connection: to reach the broker, to
@@ -570,13 +600,20 @@ func (c *Conn) Tuning() (channelMax uint16, frameMax uint32, heartbeat time.Dura
 
 // UpdateSecret replaces the connection's credential (for example an expiring
 // OAuth 2 token) with connection.update-secret. During a recovery it waits
-// for the new socket, within ctx.
+// for the new socket, within ctx. Once the broker has accepted it, later
+// recoveries log in with it, as the password of PlainAuth or AMQPlainAuth.
 func (c *Conn) UpdateSecret(ctx context.Context, secret []byte, reason string) error {
 	a, err := c.current(ctx)
 	if err != nil {
 		return err
 	}
-	return a.UpdateSecret(ctx, secret, reason)
+	if err := a.UpdateSecret(ctx, secret, reason); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.secret = slices.Clone(secret)
+	c.mu.Unlock()
+	return nil
 }
 
 // Blocked returns a channel that tells whether the broker blocks this

@@ -154,7 +154,11 @@ func (c *Conn) giveUp(err *RecoveryError) {
 func (c *Conn) reconnect(start time.Time) (*actor.Conn, URI, error) {
 	ctx, cancel := c.attemptContext(start)
 	defer cancel()
-	a, uri, err := dialAny(ctx, c.eps, &c.cfg)
+	cfg := c.cfg
+	c.mu.Lock()
+	cfg.secret = c.secret
+	c.mu.Unlock()
+	a, uri, err := dialAny(ctx, c.eps, &cfg)
 	if err != nil {
 		return nil, URI{}, err
 	}

@@ -119,13 +119,13 @@ func (bs *brokers) broker(gen int) *fakebroker.Broker {
 // serve is the default script: a handshake, then an answer to everything.
 func (bs *brokers) serve(gen int) func(b *fakebroker.Broker) {
 	return func(b *fakebroker.Broker) {
-		b.Handshake(0)
 		bs.mu.Lock()
 		if bs.byGen == nil {
 			bs.byGen = map[int]*fakebroker.Broker{}
 		}
 		bs.byGen[gen] = b
 		bs.mu.Unlock()
+		b.Handshake(0)
 		queues := 0
 		for {
 			f, err := b.Next()
@@ -515,4 +515,278 @@ func TestReviewPerConsumerQosRestored(t *testing.T) {
 		}
 	}
 	require.Equal(t, []string{"qos 5", "consume a", "qos 10", "consume b", "qos 7"}, got)
+}
+
+// A consumer cancelled during a recovery is not registered again.
+func TestReviewConsumerCancelledDuringRecovery(t *testing.T) {
+	gate := make(chan struct{})
+	c, bs := recoveringConn(t, Config{}, func(bs *brokers) {
+		bs.dialErr = func(gen int) error {
+			if gen == 2 {
+				<-gate
+			}
+			return nil
+		}
+	})
+	ch, err := c.Channel(context.Background())
+	require.NoError(t, err)
+	cons, err := ch.Consume(context.Background(), "q", ConsumeOptions{Tag: "gone"})
+	require.NoError(t, err)
+	_, err = ch.Consume(context.Background(), "q", ConsumeOptions{Tag: "kept"})
+	require.NoError(t, err)
+	bs.kill(1)
+	awaitEvent(t, c, Recovering)
+	require.NoError(t, cons.Cancel(context.Background()))
+	requireClosed(t, cons.Deliveries())
+	require.ErrorIs(t, cons.Err(), ErrConsumerCancelled)
+	close(gate)
+	awaitEvent(t, c, Recovered)
+	consumes := filter(bs.received(2), is[*sansio.BasicConsume])
+	require.Len(t, consumes, 1)
+	require.Equal(t, "kept", consumes[0].m.(*sansio.BasicConsume).ConsumerTag)
+}
+
+// A consumer whose queue is gone ends with ErrConsumerNotRecovered; the
+// channel and its other consumers are restored.
+func TestReviewConsumerOnADeletedQueue(t *testing.T) {
+	c, bs := recoveringConn(t, Config{}, func(bs *brokers) {
+		bs.hook = func(gen int, b *fakebroker.Broker, f fakebroker.Frame) bool {
+			if m, ok := f.Method.(*sansio.BasicConsume); ok && gen == 2 && m.Queue == "gone" {
+				b.Send(f.Channel, &sansio.ChannelClose{ReplyCode: uint16(NotFound), ReplyText: "NOT_FOUND"})
+				return true
+			}
+			return false
+		}
+	})
+	ch, err := c.Channel(context.Background())
+	require.NoError(t, err)
+	lost, err := ch.Consume(context.Background(), "gone", ConsumeOptions{})
+	require.NoError(t, err)
+	kept, err := ch.Consume(context.Background(), "here", ConsumeOptions{Tag: "kept"})
+	require.NoError(t, err)
+	bs.kill(1)
+	ev := awaitEvent(t, c, TopologyFailed)
+	require.Equal(t, EntityConsumer, ev.Entity.Kind)
+	require.ErrorIs(t, ev.Err, ErrNotFound)
+	awaitEvent(t, c, Recovered)
+	requireClosed(t, lost.Deliveries())
+	require.ErrorIs(t, lost.Err(), ErrConsumerNotRecovered)
+	require.ErrorIs(t, lost.Err(), ErrNotFound)
+	require.NoError(t, ch.Err())
+	r := bs.await(2, func(r received) bool {
+		m, ok := r.m.(*sansio.BasicConsume)
+		return ok && m.Queue == "here" && r.ch == ch.ID()
+	})
+	bs.broker(2).Deliver(r.ch, "kept", 1, []byte("k"))
+	require.Equal(t, []byte("k"), receive(t, kept.Deliveries()).Body)
+}
+
+// A second loss during a restore is one failed attempt; the next one
+// restores everything.
+func TestReviewSecondLossDuringRestore(t *testing.T) {
+	c, bs := recoveringConn(t, Config{}, func(bs *brokers) {
+		bs.hook = func(gen int, b *fakebroker.Broker, f fakebroker.Frame) bool {
+			if gen == 2 && is[*sansio.BasicConsume](received{m: f.Method}) {
+				b.Conn().Close()
+				return true
+			}
+			return false
+		}
+	})
+	ch, err := c.Channel(context.Background())
+	require.NoError(t, err)
+	require.NoError(t, ch.Confirm(context.Background()))
+	q, err := ch.QueueDeclare(context.Background(), "", QueueOptions{Exclusive: true})
+	require.NoError(t, err)
+	cons, err := ch.Consume(context.Background(), q.Name, ConsumeOptions{Tag: "t"})
+	require.NoError(t, err)
+	bs.kill(1)
+	awaitEvent(t, c, AttemptFailed)
+	ev := awaitEvent(t, c, Recovered)
+	require.EqualValues(t, 2, ev.Generation)
+	require.EqualValues(t, 2, c.Generation())
+	r := bs.await(3, is[*sansio.BasicConsume])
+	require.Equal(t, "amq.gen-3-1", r.m.(*sansio.BasicConsume).Queue)
+	bs.broker(3).Deliver(r.ch, "t", 1, []byte("x"))
+	require.Equal(t, []byte("x"), receive(t, cons.Deliveries()).Body)
+	conf, err := ch.Publish(context.Background(), Publishing{RoutingKey: "q"})
+	require.NoError(t, err)
+	require.NotNil(t, conf, "confirm mode restored")
+}
+
+// When the policy gives up, the connection ends with a *RecoveryError
+// and everything ends with it (goleak checks the goroutines).
+func TestReviewGiveUp(t *testing.T) {
+	refused := errors.New("refused")
+	c, bs := recoveringConn(t, Config{Recovery: Recovery{MaxAttempts: 2, Backoff: func(int) time.Duration { return 0 }}},
+		func(bs *brokers) {
+			bs.dialErr = func(gen int) error {
+				if gen > 1 {
+					return refused
+				}
+				return nil
+			}
+		})
+	ch, err := c.Channel(context.Background())
+	require.NoError(t, err)
+	require.NoError(t, ch.Confirm(context.Background()))
+	confs := ch.Confirmations()
+	returns := ch.Returns()
+	blocked := c.Blocked()
+	cons, err := ch.Consume(context.Background(), "q", ConsumeOptions{})
+	require.NoError(t, err)
+	conf, err := ch.Publish(context.Background(), Publishing{RoutingKey: "q"})
+	require.NoError(t, err)
+	bs.kill(1)
+	ev := awaitEvent(t, c, RecoveryFailed)
+	var re *RecoveryError
+	require.ErrorAs(t, ev.Err, &re)
+	require.Equal(t, 2, re.Attempts)
+	require.ErrorIs(t, re, refused)
+	<-c.Context().Done()
+	require.ErrorAs(t, c.Err(), &re)
+	require.ErrorIs(t, c.Err(), ErrConnectionClosed)
+	require.ErrorIs(t, conf.Wait(context.Background()), ErrOutcomeUnknown)
+	requireClosed(t, cons.Deliveries())
+	require.ErrorIs(t, cons.Err(), ErrConnectionClosed)
+	requireClosed(t, confs)
+	requireClosed(t, returns)
+	requireClosed(t, blocked)
+	require.ErrorIs(t, ch.Err(), ErrChannelClosed)
+	_, err = ch.Publish(context.Background(), Publishing{})
+	require.ErrorAs(t, err, &re)
+	_, err = c.Channel(context.Background())
+	require.ErrorAs(t, err, &re)
+}
+
+// A refusal of the credentials during a reconnect counts as a failed
+// attempt.
+func TestReviewRefusalDuringReconnectIsAnAttempt(t *testing.T) {
+	c, bs := recoveringConn(t, Config{Recovery: Recovery{MaxAttempts: 1, Backoff: func(int) time.Duration { return 0 }}},
+		func(bs *brokers) {
+			bs.script = func(gen int) func(b *fakebroker.Broker) {
+				if gen == 1 {
+					return nil
+				}
+				return func(b *fakebroker.Broker) {
+					header := make([]byte, 8)
+					if _, err := b.Conn().Read(header); err != nil {
+						return
+					}
+					b.Send(0, &sansio.ConnectionStart{VersionMajor: 0, VersionMinor: 9, Mechanisms: []byte("PLAIN"), Locales: []byte("en_US"),
+						ServerProperties: sansio.Table{"capabilities": sansio.Table{"authentication_failure_close": true}}})
+					fakebroker.Expect[*sansio.ConnectionStartOk](b)
+					b.Send(0, &sansio.ConnectionClose{ReplyCode: uint16(AccessRefused), ReplyText: "ACCESS_REFUSED"})
+					_, _ = b.Next()
+				}
+			}
+		})
+	bs.kill(1)
+	ev := awaitEvent(t, c, AttemptFailed)
+	require.ErrorIs(t, ev.Err, ErrAccessRefused)
+	ev = awaitEvent(t, c, RecoveryFailed)
+	require.ErrorIs(t, ev.Err, ErrAccessRefused)
+}
+
+// What never starts a recovery: a protocol error from the broker, and
+// the client's own Close; a forced close does.
+func TestReviewWhatStartsARecovery(t *testing.T) {
+	for _, tc := range []struct {
+		code    ReplyCode
+		recover bool
+	}{{UnexpectedFrame, false}, {CommandInvalid, false}, {NotImplemented, false}, {NotAllowed, false},
+		{ConnectionForced, true}, {InternalError, true}, {ResourceError, true}} {
+		t.Run(tc.code.String(), func(t *testing.T) {
+			c, bs := recoveringConn(t, Config{}, nil)
+			bs.broker(1).Send(0, &sansio.ConnectionClose{ReplyCode: uint16(tc.code), ReplyText: tc.code.String()})
+			if tc.recover {
+				awaitEvent(t, c, Recovered)
+				require.NoError(t, c.Err())
+				require.NoError(t, c.Context().Err())
+				return
+			}
+			<-c.Context().Done()
+			require.ErrorIs(t, c.Err(), &Error{Code: tc.code})
+			bs.mu.Lock()
+			require.Equal(t, 1, bs.dials)
+			bs.mu.Unlock()
+		})
+	}
+}
+
+// Close during the wait before an attempt returns at once.
+func TestReviewCloseDuringBackoff(t *testing.T) {
+	c, bs := recoveringConn(t, Config{Recovery: Recovery{Backoff: func(int) time.Duration { return time.Hour }}}, nil)
+	bs.kill(1)
+	awaitEvent(t, c, Recovering)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_ = c.Close(ctx)
+	require.NoError(t, ctx.Err())
+	require.ErrorIs(t, c.Err(), ErrConnectionClosed)
+}
+
+// Close during a dial that hangs returns within its context.
+func TestReviewCloseDuringDial(t *testing.T) {
+	c, bs := recoveringConn(t, Config{}, func(bs *brokers) {
+		bs.dialErr = func(gen int) error {
+			if gen == 1 {
+				return nil
+			}
+			return nil
+		}
+		bs.script = func(gen int) func(b *fakebroker.Broker) {
+			if gen == 1 {
+				return nil
+			}
+			return func(b *fakebroker.Broker) { _, _ = b.Next() } // silent
+		}
+	})
+	bs.kill(1)
+	awaitEvent(t, c, Recovering)
+	for {
+		bs.mu.Lock()
+		n := bs.dials
+		bs.mu.Unlock()
+		if n >= 2 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_ = c.Close(ctx)
+	require.NoError(t, ctx.Err())
+}
+
+// A recovery logs in with the secret that UpdateSecret last set (an OAuth
+// 2 token replaces the expired one it was dialed with).
+func TestReviewRecoveryUsesTheUpdatedSecret(t *testing.T) {
+	responses := make(chan []byte, 2)
+	c, bs := recoveringConn(t, Config{}, func(bs *brokers) {
+		bs.hook = func(gen int, b *fakebroker.Broker, f fakebroker.Frame) bool {
+			if is[*sansio.ConnectionUpdateSecret](received{m: f.Method}) {
+				b.Send(0, &sansio.ConnectionUpdateSecretOk{})
+				return true
+			}
+			return false
+		}
+		bs.script = func(gen int) func(b *fakebroker.Broker) {
+			if gen == 1 {
+				return nil
+			}
+			return func(b *fakebroker.Broker) {
+				header := make([]byte, 8)
+				if _, err := b.Conn().Read(header); err != nil {
+					return
+				}
+				b.Send(0, &sansio.ConnectionStart{VersionMajor: 0, VersionMinor: 9, Mechanisms: []byte("PLAIN"), Locales: []byte("en_US")})
+				responses <- fakebroker.Expect[*sansio.ConnectionStartOk](b).Response
+				b.Conn().Close()
+			}
+		}
+	})
+	require.NoError(t, c.UpdateSecret(context.Background(), []byte("new-token"), "refresh"))
+	bs.kill(1)
+	require.Equal(t, "\x00guest\x00new-token", string(receive(t, responses)))
 }
