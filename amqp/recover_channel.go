@@ -82,7 +82,9 @@ func (ch *Channel) swap(ach *actor.Channel, old *chanGen, consumers []*Consumer)
 	if ch.set.returns {
 		ach.EnableReturns()
 	}
-	ch.gen = newGen(ach, old.maxTag.Load())
+	// The old socket has ended, so its last tag is final, whereas maxTag
+	// still grows while an auto-ack consumer hands its backlog over.
+	ch.gen = newGen(ach, max(old.maxTag.Load(), old.offset+old.a.LastDeliveryTag()))
 	ch.txLost = ch.set.tx
 	close(ch.changed)
 	ch.changed = make(chan struct{})

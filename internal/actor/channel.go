@@ -20,6 +20,9 @@ type Channel struct {
 
 	confirm     atomic.Bool  // confirm.select was sent
 	unconfirmed atomic.Int64 // numbered publishes not yet settled; written by the loop
+	// lastTag is the highest delivery tag the broker used on the channel
+	// (basic.deliver and basic.get-ok); written by the loop.
+	lastTag atomic.Uint64
 	// flow is shut while the broker pauses publishing with channel.flow.
 	flow gate
 
@@ -44,6 +47,17 @@ func newChannel(c *Conn, id uint16) *Channel {
 	ch := &Channel{conn: c, id: id, Outcomes: NewMailbox[*Outcome](), Returns: NewMailbox[sansio.Message]()}
 	ch.ctx, ch.cancel = context.WithCancelCause(c.ctx)
 	return ch
+}
+
+// LastDeliveryTag returns the highest delivery tag the broker has used on
+// the channel so far: final once the connection has ended.
+func (ch *Channel) LastDeliveryTag() uint64 { return ch.lastTag.Load() }
+
+// noteTag records a delivery tag the broker used; called by the loop.
+func (ch *Channel) noteTag(tag uint64) {
+	if tag > ch.lastTag.Load() {
+		ch.lastTag.Store(tag)
+	}
 }
 
 // ID returns the channel number.

@@ -113,6 +113,7 @@ func (l *loop) replied(ev sansio.Event) {
 	case reqCall:
 		switch m := req.m.(type) {
 		case *sansio.BasicGet:
+			req.ch.noteTag(ev.Message.DeliveryTag)
 			if w.abandoned && !m.NoAck && ev.Message.DeliveryTag != 0 {
 				// Nobody takes the message: give it back to the queue
 				// rather than hold it unacknowledged.
@@ -158,6 +159,7 @@ func (l *loop) deliver(ev sansio.Event) {
 	if st == nil {
 		return
 	}
+	st.ch.noteTag(ev.Message.DeliveryTag)
 	cons := st.consumers[ev.Message.ConsumerTag]
 	if cons == nil {
 		// Cannot happen with a conforming broker: deliveries stop at

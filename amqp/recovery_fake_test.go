@@ -1,5 +1,9 @@
 package amqp
 
+// Recovery against fake brokers, one per socket: the races and faults a
+// real broker will not produce on demand (a loss at a chosen step of a
+// restore, a silent broker, a refusal on the second dial).
+
 import (
 	"context"
 	"errors"
@@ -22,7 +26,7 @@ type brokers struct {
 
 	mu      sync.Mutex
 	log     []received
-	changed chan struct{} // closed and replaced at each log entry
+	changed chan struct{} // closed and replaced at each log entry and dial
 	servers []net.Conn    // the broker's end of each dial, from 1
 	byGen   map[int]*fakebroker.Broker
 	dones   []<-chan struct{}
@@ -79,6 +83,8 @@ func (bs *brokers) dial(ctx context.Context, _, _ string) (net.Conn, error) {
 	bs.mu.Lock()
 	bs.dials++
 	gen := bs.dials
+	close(bs.changed)
+	bs.changed = make(chan struct{})
 	bs.mu.Unlock()
 	if bs.dialErr != nil {
 		if err := bs.dialErr(gen); err != nil {
@@ -237,6 +243,25 @@ func (bs *brokers) await(gen int, f func(r received) bool) received {
 	}
 }
 
+// awaitDials waits until the Conn has dialed n times.
+func (bs *brokers) awaitDials(n int) {
+	bs.t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		bs.mu.Lock()
+		dials, changed := bs.dials, bs.changed
+		bs.mu.Unlock()
+		if dials >= n {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			bs.t.Fatalf("%d dials, not %d", dials, n)
+		}
+	}
+}
+
 // is matches a received method by type.
 func is[T sansio.Method](r received) bool {
 	_, ok := r.m.(T)
@@ -261,7 +286,7 @@ func awaitEvent(t *testing.T, c *Conn, kind RecoveryEventKind) RecoveryEvent {
 
 // A channel closed while the recovery reopens it is not left open on the
 // new socket.
-func TestReviewChannelClosedDuringItsRestoreIsClosedOnTheBroker(t *testing.T) {
+func TestRecoveryChannelClosedDuringItsRestoreIsClosedOnTheBroker(t *testing.T) {
 	openSeen, release := make(chan uint16, 1), make(chan struct{})
 	c, bs := recoveringConn(t, Config{}, func(bs *brokers) {
 		bs.hook = func(gen int, b *fakebroker.Broker, f fakebroker.Frame) bool {
@@ -287,7 +312,7 @@ func TestReviewChannelClosedDuringItsRestoreIsClosedOnTheBroker(t *testing.T) {
 // A server-named queue declared again by its name stays server-named in
 // the record: recovery asks the broker for a new name (RabbitMQ refuses
 // to declare an amq.* name).
-func TestReviewServerNamedQueueDeclaredAgainByNameStaysServerNamed(t *testing.T) {
+func TestRecoveryServerNamedQueueDeclaredAgainByNameStaysServerNamed(t *testing.T) {
 	c, bs := recoveringConn(t, Config{}, nil)
 	ch, err := c.Channel(context.Background())
 	require.NoError(t, err)
@@ -304,7 +329,7 @@ func TestReviewServerNamedQueueDeclaredAgainByNameStaysServerNamed(t *testing.T)
 
 // Close during a recovery's topology restore, on a broker that stopped
 // answering, returns within its context.
-func TestReviewCloseDuringRestoreOnASilentBrokerHonoursItsContext(t *testing.T) {
+func TestRecoveryCloseDuringRestoreOnASilentBrokerHonoursItsContext(t *testing.T) {
 	c, bs := recoveringConn(t, Config{}, func(bs *brokers) {
 		bs.hook = func(gen int, b *fakebroker.Broker, f fakebroker.Frame) bool {
 			return gen == 2 && !is[*sansio.ChannelOpen](received{m: f.Method}) // silent but for channel.open
@@ -333,32 +358,15 @@ func TestReviewCloseDuringRestoreOnASilentBrokerHonoursItsContext(t *testing.T) 
 
 // The first wait of a recovery is InitialDelay even above the default
 // MaxDelay.
-func TestReviewInitialDelayAboveDefaultMaxDelay(t *testing.T) {
+func TestRecoveryInitialDelayAboveDefaultMaxDelay(t *testing.T) {
 	r := Recovery{InitialDelay: 5 * time.Second}
 	require.GreaterOrEqual(t, r.delay(0), 5*time.Second*3/4)
-}
-
-var _ = errors.New
-
-func TestReviewHarness(t *testing.T) {
-	c, bs := recoveringConn(t, Config{}, nil)
-	ch, err := c.Channel(context.Background())
-	require.NoError(t, err)
-	q, err := ch.QueueDeclare(context.Background(), "", QueueOptions{Exclusive: true})
-	require.NoError(t, err)
-	bs.kill(1)
-	ev := awaitEvent(t, c, QueueRenamed)
-	require.Equal(t, q.Name, ev.OldName)
-	awaitEvent(t, c, Recovered)
-	for _, r := range bs.received(2) {
-		t.Logf("%d %T %+v", r.ch, r.m, r.m)
-	}
 }
 
 // Delivery tags keep growing across a recovery; a delivery of the lost
 // socket cannot be acknowledged, by Delivery.Ack or by its tag, and
 // nothing reaches the new socket; a new one can.
-func TestReviewStaleDeliveriesAndGrowingTags(t *testing.T) {
+func TestRecoveryStaleDeliveriesAndGrowingTags(t *testing.T) {
 	c, bs := recoveringConn(t, Config{}, nil)
 	ch, err := c.Channel(context.Background())
 	require.NoError(t, err)
@@ -403,7 +411,7 @@ func filter(rs []received, f func(received) bool) []received {
 
 // Publishes in flight at the loss settle once, with ErrOutcomeUnknown;
 // publishing goes on after the recovery.
-func TestReviewInFlightConfirmsSettleOutcomeUnknown(t *testing.T) {
+func TestRecoveryInFlightConfirmsSettleOutcomeUnknown(t *testing.T) {
 	c, bs := recoveringConn(t, Config{}, nil)
 	ch, err := c.Channel(context.Background())
 	require.NoError(t, err)
@@ -442,7 +450,7 @@ func TestReviewInFlightConfirmsSettleOutcomeUnknown(t *testing.T) {
 
 // A synchronous call in flight at the loss fails with an error matching
 // ErrConnectionClosed; one made during the recovery waits and succeeds.
-func TestReviewSyncCallsAtAndDuringTheLoss(t *testing.T) {
+func TestRecoverySyncCallsAtAndDuringTheLoss(t *testing.T) {
 	gate := make(chan struct{})
 	c, bs := recoveringConn(t, Config{}, func(bs *brokers) {
 		bs.hook = func(gen int, b *fakebroker.Broker, f fakebroker.Frame) bool {
@@ -477,7 +485,7 @@ func TestReviewSyncCallsAtAndDuringTheLoss(t *testing.T) {
 
 // After a recovery in the middle of a transaction, the next commit fails
 // once with ErrTxLost; the one after goes to the broker.
-func TestReviewTxCommitAfterRecovery(t *testing.T) {
+func TestRecoveryTxCommitFailsOnceWithErrTxLost(t *testing.T) {
 	c, bs := recoveringConn(t, Config{}, nil)
 	ch, err := c.Channel(context.Background())
 	require.NoError(t, err)
@@ -491,7 +499,7 @@ func TestReviewTxCommitAfterRecovery(t *testing.T) {
 }
 
 // Each consumer gets back the prefetch it started with.
-func TestReviewPerConsumerQosRestored(t *testing.T) {
+func TestRecoveryPerConsumerQosRestored(t *testing.T) {
 	c, bs := recoveringConn(t, Config{}, nil)
 	ch, err := c.Channel(context.Background())
 	require.NoError(t, err)
@@ -518,7 +526,7 @@ func TestReviewPerConsumerQosRestored(t *testing.T) {
 }
 
 // A consumer cancelled during a recovery is not registered again.
-func TestReviewConsumerCancelledDuringRecovery(t *testing.T) {
+func TestRecoveryConsumerCancelledDuringRecovery(t *testing.T) {
 	gate := make(chan struct{})
 	c, bs := recoveringConn(t, Config{}, func(bs *brokers) {
 		bs.dialErr = func(gen int) error {
@@ -548,7 +556,7 @@ func TestReviewConsumerCancelledDuringRecovery(t *testing.T) {
 
 // A consumer whose queue is gone ends with ErrConsumerNotRecovered; the
 // channel and its other consumers are restored.
-func TestReviewConsumerOnADeletedQueue(t *testing.T) {
+func TestRecoveryConsumerOnADeletedQueue(t *testing.T) {
 	c, bs := recoveringConn(t, Config{}, func(bs *brokers) {
 		bs.hook = func(gen int, b *fakebroker.Broker, f fakebroker.Frame) bool {
 			if m, ok := f.Method.(*sansio.BasicConsume); ok && gen == 2 && m.Queue == "gone" {
@@ -583,7 +591,7 @@ func TestReviewConsumerOnADeletedQueue(t *testing.T) {
 
 // A second loss during a restore is one failed attempt; the next one
 // restores everything.
-func TestReviewSecondLossDuringRestore(t *testing.T) {
+func TestRecoverySecondLossDuringRestore(t *testing.T) {
 	c, bs := recoveringConn(t, Config{}, func(bs *brokers) {
 		bs.hook = func(gen int, b *fakebroker.Broker, f fakebroker.Frame) bool {
 			if gen == 2 && is[*sansio.BasicConsume](received{m: f.Method}) {
@@ -616,7 +624,7 @@ func TestReviewSecondLossDuringRestore(t *testing.T) {
 
 // When the policy gives up, the connection ends with a *RecoveryError
 // and everything ends with it (goleak checks the goroutines).
-func TestReviewGiveUp(t *testing.T) {
+func TestRecoveryGiveUp(t *testing.T) {
 	refused := errors.New("refused")
 	c, bs := recoveringConn(t, Config{Recovery: Recovery{MaxAttempts: 2, Backoff: func(int) time.Duration { return 0 }}},
 		func(bs *brokers) {
@@ -661,7 +669,7 @@ func TestReviewGiveUp(t *testing.T) {
 
 // A refusal of the credentials during a reconnect counts as a failed
 // attempt.
-func TestReviewRefusalDuringReconnectIsAnAttempt(t *testing.T) {
+func TestRecoveryRefusalDuringReconnectIsAnAttempt(t *testing.T) {
 	c, bs := recoveringConn(t, Config{Recovery: Recovery{MaxAttempts: 1, Backoff: func(int) time.Duration { return 0 }}},
 		func(bs *brokers) {
 			bs.script = func(gen int) func(b *fakebroker.Broker) {
@@ -690,7 +698,7 @@ func TestReviewRefusalDuringReconnectIsAnAttempt(t *testing.T) {
 
 // What never starts a recovery: a protocol error from the broker, and
 // the client's own Close; a forced close does.
-func TestReviewWhatStartsARecovery(t *testing.T) {
+func TestRecoveryWhatStartsARecovery(t *testing.T) {
 	for _, tc := range []struct {
 		code    ReplyCode
 		recover bool
@@ -715,7 +723,7 @@ func TestReviewWhatStartsARecovery(t *testing.T) {
 }
 
 // Close during the wait before an attempt returns at once.
-func TestReviewCloseDuringBackoff(t *testing.T) {
+func TestRecoveryCloseDuringBackoff(t *testing.T) {
 	c, bs := recoveringConn(t, Config{Recovery: Recovery{Backoff: func(int) time.Duration { return time.Hour }}}, nil)
 	bs.kill(1)
 	awaitEvent(t, c, Recovering)
@@ -727,14 +735,8 @@ func TestReviewCloseDuringBackoff(t *testing.T) {
 }
 
 // Close during a dial that hangs returns within its context.
-func TestReviewCloseDuringDial(t *testing.T) {
+func TestRecoveryCloseDuringDial(t *testing.T) {
 	c, bs := recoveringConn(t, Config{}, func(bs *brokers) {
-		bs.dialErr = func(gen int) error {
-			if gen == 1 {
-				return nil
-			}
-			return nil
-		}
 		bs.script = func(gen int) func(b *fakebroker.Broker) {
 			if gen == 1 {
 				return nil
@@ -743,16 +745,7 @@ func TestReviewCloseDuringDial(t *testing.T) {
 		}
 	})
 	bs.kill(1)
-	awaitEvent(t, c, Recovering)
-	for {
-		bs.mu.Lock()
-		n := bs.dials
-		bs.mu.Unlock()
-		if n >= 2 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	bs.awaitDials(2)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	_ = c.Close(ctx)
@@ -761,7 +754,7 @@ func TestReviewCloseDuringDial(t *testing.T) {
 
 // A recovery logs in with the secret that UpdateSecret last set (an OAuth
 // 2 token replaces the expired one it was dialed with).
-func TestReviewRecoveryUsesTheUpdatedSecret(t *testing.T) {
+func TestRecoveryUsesTheUpdatedSecret(t *testing.T) {
 	responses := make(chan []byte, 2)
 	c, bs := recoveringConn(t, Config{}, func(bs *brokers) {
 		bs.hook = func(gen int, b *fakebroker.Broker, f fakebroker.Frame) bool {
@@ -789,4 +782,112 @@ func TestReviewRecoveryUsesTheUpdatedSecret(t *testing.T) {
 	require.NoError(t, c.UpdateSecret(context.Background(), []byte("new-token"), "refresh"))
 	bs.kill(1)
 	require.Equal(t, "\x00guest\x00new-token", string(receive(t, responses)))
+}
+
+// Deletions and unbindings leave the record; Filter leaves entities out,
+// and a consumer it leaves out ends with ErrConsumerNotRecovered.
+func TestRecoveryRecordDeletionsAndFilter(t *testing.T) {
+	c, bs := recoveringConn(t, Config{Recovery: Recovery{Backoff: func(int) time.Duration { return 0 },
+		Filter: func(e TopologyEntity) bool { return e.Name != "skipped" && e.Name != "skipped-consumer" }}}, nil)
+	ch, err := c.Channel(context.Background())
+	require.NoError(t, err)
+	ctx := context.Background()
+	for _, x := range []string{"x1", "x2", "skipped"} {
+		require.NoError(t, ch.ExchangeDeclare(ctx, x, "direct", ExchangeOptions{}))
+	}
+	for _, q := range []string{"q1", "q2", "skipped"} {
+		_, err := ch.QueueDeclare(ctx, q, QueueOptions{})
+		require.NoError(t, err)
+	}
+	require.NoError(t, ch.QueueBind(ctx, "q1", "x1", "k1", nil))
+	require.NoError(t, ch.QueueBind(ctx, "q1", "x1", "k2", nil))
+	require.NoError(t, ch.QueueBind(ctx, "q2", "x1", "k", nil))
+	require.NoError(t, ch.QueueBind(ctx, "q1", "x2", "k", nil))
+	require.NoError(t, ch.QueueUnbind(ctx, "q1", "x1", "k2", nil))
+	_, err = ch.QueueDelete(ctx, "q2", false, false)
+	require.NoError(t, err)
+	require.NoError(t, ch.ExchangeDelete(ctx, "x2", false))
+	skipped, err := ch.Consume(ctx, "q1", ConsumeOptions{Tag: "skipped-consumer"})
+	require.NoError(t, err)
+	bs.kill(1)
+	awaitEvent(t, c, Recovered)
+	var got []string
+	for _, r := range bs.received(2) {
+		switch m := r.m.(type) {
+		case *sansio.ExchangeDeclare:
+			got = append(got, "exchange "+m.Exchange)
+		case *sansio.QueueDeclare:
+			got = append(got, "queue "+m.Queue)
+		case *sansio.QueueBind:
+			got = append(got, "bind "+m.Queue+" "+m.Exchange+" "+m.RoutingKey)
+		case *sansio.BasicConsume:
+			got = append(got, "consume "+m.ConsumerTag)
+		}
+	}
+	require.Equal(t, []string{"exchange x1", "queue q1", "bind q1 x1 k1"}, got)
+	requireClosed(t, skipped.Deliveries())
+	require.ErrorIs(t, skipped.Err(), ErrConsumerNotRecovered)
+}
+
+// RecoveryEvents never blocks the recovery: beyond its buffer the oldest
+// events are dropped.
+func TestRecoveryEventsDropTheOldest(t *testing.T) {
+	c, _ := recoveringConn(t, Config{}, nil)
+	for i := range recoveryEventBuffer + 10 {
+		c.emit(RecoveryEvent{Attempt: i})
+	}
+	require.Len(t, c.RecoveryEvents(), recoveryEventBuffer)
+	require.Equal(t, 10, (<-c.RecoveryEvents()).Attempt)
+}
+
+// Conn.Channel during a recovery waits for it, and the channel it opens
+// is on the new socket.
+func TestRecoveryChannelOpenedDuringRecovery(t *testing.T) {
+	gate := make(chan struct{})
+	c, bs := recoveringConn(t, Config{}, func(bs *brokers) {
+		bs.dialErr = func(gen int) error {
+			if gen == 2 {
+				<-gate
+			}
+			return nil
+		}
+	})
+	bs.kill(1)
+	awaitEvent(t, c, Recovering)
+	opened := make(chan *Channel, 1)
+	go func() {
+		ch, err := c.Channel(context.Background())
+		require.NoError(t, err)
+		opened <- ch
+	}()
+	close(gate)
+	ch := receive(t, opened)
+	require.NoError(t, ch.Qos(context.Background(), 1, false))
+	bs.await(2, is[*sansio.BasicQos])
+}
+
+// Delivery tags never repeat across a recovery, also while an auto-ack
+// consumer still hands over its backlog from the lost socket.
+func TestRecoveryAutoAckTagsNeverRepeat(t *testing.T) {
+	c, bs := recoveringConn(t, Config{}, nil)
+	ch, err := c.Channel(context.Background())
+	require.NoError(t, err)
+	cons, err := ch.Consume(context.Background(), "q", ConsumeOptions{Tag: "t", AutoAck: true})
+	require.NoError(t, err)
+	for i := 1; i <= 100; i++ {
+		bs.broker(1).Deliver(1, "t", uint64(i), []byte("old"))
+	}
+	bs.kill(1)
+	awaitEvent(t, c, Recovered)
+	r := bs.await(2, is[*sansio.BasicConsume])
+	for i := 1; i <= 10; i++ {
+		bs.broker(2).Deliver(r.ch, "t", uint64(i), []byte("new"))
+	}
+	seen := map[uint64]string{}
+	for range 110 {
+		d := receive(t, cons.Deliveries())
+		prev, dup := seen[d.DeliveryTag]
+		require.False(t, dup, "tag %d of a %s delivery repeats a %s one", d.DeliveryTag, d.Body, prev)
+		seen[d.DeliveryTag] = string(d.Body)
+	}
 }
