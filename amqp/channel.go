@@ -147,6 +147,10 @@ func (ch *Channel) Close(ctx context.Context) error {
 	ch.mu.Unlock()
 	err := g.a.Close(ctx)
 	ch.end(ErrChannelClosed)
+	if cur := ch.current0(); cur != g {
+		// A recovery reopened it meanwhile (none can after end).
+		err = cur.a.Close(ctx)
+	}
 	return err
 }
 

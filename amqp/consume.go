@@ -229,6 +229,14 @@ func (c *Consumer) Cancel(ctx context.Context) error {
 	if err == nil {
 		c.ch.removeConsumer(c)
 		c.end(ErrConsumerCancelled)
+		c.mu.Lock()
+		cur := c.a
+		c.mu.Unlock()
+		if cur != a {
+			// A recovery registered it again meanwhile (none can after
+			// end): cancel that registration too.
+			err = cur.Cancel(ctx)
+		}
 	}
 	return err
 }
