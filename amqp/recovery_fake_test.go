@@ -891,3 +891,25 @@ func TestRecoveryAutoAckTagsNeverRepeat(t *testing.T) {
 		seen[d.DeliveryTag] = string(d.Body)
 	}
 }
+
+// MaxDuration bounds a recovery whose attempt hangs on a silent broker.
+func TestRecoveryMaxDurationCutsAHangingAttempt(t *testing.T) {
+	c, bs := recoveringConn(t, Config{Recovery: Recovery{MaxDuration: 300 * time.Millisecond, Backoff: func(int) time.Duration { return 0 }}},
+		func(bs *brokers) {
+			bs.script = func(gen int) func(b *fakebroker.Broker) {
+				if gen == 1 {
+					return nil
+				}
+				return func(b *fakebroker.Broker) { _, _ = b.Next() } // silent
+			}
+		})
+	ch, err := c.Channel(context.Background())
+	require.NoError(t, err)
+	bs.kill(1)
+	ev := awaitEvent(t, c, RecoveryFailed)
+	var re *RecoveryError
+	require.ErrorAs(t, ev.Err, &re)
+	require.ErrorIs(t, re.Last, context.DeadlineExceeded)
+	<-ch.Context().Done()
+	require.ErrorAs(t, ch.Err(), &re)
+}
