@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"testing"
@@ -266,22 +267,6 @@ func (bs *brokers) awaitDials(n int) {
 func is[T sansio.Method](r received) bool {
 	_, ok := r.m.(T)
 	return ok
-}
-
-// awaitEvent returns the next recovery event of kind, skipping others.
-func awaitEvent(t *testing.T, c *Conn, kind RecoveryEventKind) RecoveryEvent {
-	t.Helper()
-	timeout := time.After(5 * time.Second)
-	for {
-		select {
-		case ev := <-c.RecoveryEvents():
-			if ev.Kind == kind {
-				return ev
-			}
-		case <-timeout:
-			t.Fatalf("no %v event", kind)
-		}
-	}
 }
 
 // A channel closed while the recovery reopens it is not left open on the
@@ -741,7 +726,7 @@ func TestRecoveryCloseDuringDial(t *testing.T) {
 			if gen == 1 {
 				return nil
 			}
-			return func(b *fakebroker.Broker) { _, _ = b.Next() } // silent
+			return func(b *fakebroker.Broker) { _, _ = io.Copy(io.Discard, b.Conn()) } // silent
 		}
 	})
 	bs.kill(1)
@@ -900,7 +885,7 @@ func TestRecoveryMaxDurationCutsAHangingAttempt(t *testing.T) {
 				if gen == 1 {
 					return nil
 				}
-				return func(b *fakebroker.Broker) { _, _ = b.Next() } // silent
+				return func(b *fakebroker.Broker) { _, _ = io.Copy(io.Discard, b.Conn()) } // silent
 			}
 		})
 	ch, err := c.Channel(context.Background())
