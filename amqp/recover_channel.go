@@ -34,7 +34,9 @@ func (ch *Channel) restore(ctx context.Context, a *actor.Conn) error {
 		if err != nil {
 			return err
 		}
-		if acs != nil {
+		// Republish only onto a channel that will be swapped in: one
+		// closed to start again would settle those publishes as failed.
+		if acs != nil && ch.unchanged(old, consumers) {
 			if err := ch.republish(ctx, ach); err != nil {
 				return err
 			}
@@ -66,6 +68,14 @@ func (ch *Channel) consumerQueues() []string {
 		q[i] = c.queue
 	}
 	return q
+}
+
+// unchanged reports whether the channel is still at generation old with
+// the same consumers, as when its restore began.
+func (ch *Channel) unchanged(old *chanGen, consumers []*Consumer) bool {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return ch.err == nil && ch.gen == old && slices.Equal(ch.consumers, consumers)
 }
 
 // swap makes ach the current generation, unless the channel ended or its

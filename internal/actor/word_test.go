@@ -82,12 +82,17 @@ func TestCloseCutByAMissedHeartbeatIsNotClean(t *testing.T) {
 func TestBlockingKeepsTheLatestState(t *testing.T) {
 	c, _ := pipeConn(t, Config{}, func(b *fakebroker.Broker) {
 		b.Handshake(0)
+		// The burst comes once the client asked for a channel, so that
+		// the state before it is known.
+		open, err := b.Next()
+		require.NoError(t, err)
+		require.IsType(t, &sansio.ChannelOpen{}, open.Method)
 		for range 1000 {
 			b.Send(0, &sansio.ConnectionBlocked{Reason: "a"})
 			b.Send(0, &sansio.ConnectionUnblocked{})
 		}
 		b.Send(0, &sansio.ConnectionBlocked{Reason: "b"})
-		b.OpenChannel()
+		b.Send(open.Channel, &sansio.ChannelOpenOk{})
 		b.AnswerClose()
 	})
 	state, _, ended := c.Blocking()
