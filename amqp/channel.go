@@ -554,7 +554,8 @@ func (ch *Channel) Get(ctx context.Context, queue string, autoAck bool) (d Deliv
 	t.TraceCallEnd(ctx, ch, TraceCallEndData{Err: err})
 	if ok {
 		d.received = time.Now().UnixNano()
-		t.TraceDelivery(ctx, &d)
+		dc := d // a copy: d itself would escape on every Get
+		t.TraceDelivery(ctx, &dc)
 	}
 	return d, ok, err
 }

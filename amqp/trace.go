@@ -302,7 +302,11 @@ func (d *Delivery) settleTraced(ctx context.Context, m sansio.Method, data Trace
 			data.Received = time.Unix(0, d.received)
 		}
 		data.Err = err
-		t.TraceSettle(ctx, d, data)
+		// A copy: handing d itself to an interface method would make
+		// every Delivery a caller ranges over escape to the heap, with or
+		// without a tracer.
+		dc := *d
+		t.TraceSettle(ctx, &dc, data)
 	}
 	return err
 }
