@@ -693,22 +693,15 @@ func (c *Conn) forwardBlocking(out chan<- Blocking) {
 // nextActor returns the socket that replaced prev, waiting during a
 // recovery; nil once the connection has ended for good or is closed.
 func (c *Conn) nextActor(prev *actor.Conn) *actor.Conn {
-	for {
+	a, ok := nextGeneration(prev, c.closing, func() (*actor.Conn, error, <-chan struct{}) {
 		c.mu.Lock()
-		a, err, changed := c.a, c.err, c.changed
-		c.mu.Unlock()
-		if a != prev {
-			return a
-		}
-		if err != nil {
-			return nil
-		}
-		select {
-		case <-changed:
-		case <-c.closing:
-			return nil
-		}
+		defer c.mu.Unlock()
+		return c.a, c.err, c.changed
+	})
+	if !ok {
+		return nil
 	}
+	return a
 }
 
 // forwardGenerations moves values from each generation's mailbox to out,

@@ -350,22 +350,15 @@ func (c *Consumer) dropUnackable() {
 // awaitNext waits until a recovery moves the consumer off prev (true), or
 // the consumer ends for good (false).
 func (c *Consumer) awaitNext(prev *actor.Consumer) bool {
-	for {
+	_, ok := nextGeneration(prev, c.ch.conn.closing, func() (*actor.Consumer, error, <-chan struct{}) {
 		c.mu.Lock()
-		a, err, changed := c.a, c.err, c.changed
-		c.mu.Unlock()
-		if err != nil {
-			return false
+		defer c.mu.Unlock()
+		if c.err != nil {
+			return prev, c.err, c.changed // ended: a newer registration does not count
 		}
-		if a != prev {
-			return true
-		}
-		select {
-		case <-changed:
-		case <-c.ch.conn.closing:
-			return false
-		}
-	}
+		return c.a, nil, c.changed
+	})
+	return ok
 }
 
 // closeCause is why the connection ended, once Close was called: its

@@ -344,22 +344,15 @@ func (ch *Channel) nextReturns(prev *actor.Mailbox[sansio.Message]) *actor.Mailb
 // prev (nil: the current one), waiting during a recovery; nil once the
 // channel has ended for good and prev was its last.
 func nextOf[T any](ch *Channel, prev *actor.Mailbox[T], of func(*actor.Channel) *actor.Mailbox[T]) *actor.Mailbox[T] {
-	for {
+	mb, ok := nextGeneration(prev, ch.conn.closing, func() (*actor.Mailbox[T], error, <-chan struct{}) {
 		ch.mu.Lock()
-		q, err, changed := of(ch.gen.a), ch.err, ch.changed
-		ch.mu.Unlock()
-		if q != prev {
-			return q
-		}
-		if err != nil {
-			return nil
-		}
-		select {
-		case <-changed:
-		case <-ch.conn.closing:
-			return nil
-		}
+		defer ch.mu.Unlock()
+		return of(ch.gen.a), ch.err, ch.changed
+	})
+	if !ok {
+		return nil
 	}
+	return mb
 }
 
 // Returns returns a channel that receives every message the broker returns
