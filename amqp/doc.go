@@ -241,10 +241,16 @@
 //     before it can no longer be acknowledged: Ack, Nack and Reject fail
 //     with ErrStaleDelivery (matching ErrChannelClosed), never touching
 //     another message, and the broker delivers the message again, with
-//     Redelivered set. Deliveries of a manual-ack consumer still buffered
-//     from the lost socket are dropped rather than handed over;
-//   - a transaction in progress is lost: the next TxCommit or TxRollback
-//     fails with ErrTxLost, and nothing of it is replayed;
+//     Redelivered set (unless its queue was exclusive or auto-delete: such
+//     a queue dies with the socket, and its messages with it). Deliveries
+//     of a manual-ack consumer still buffered from the lost socket are
+//     dropped rather than handed over;
+//   - a server-named queue comes back under a new name: the name the
+//     declare returned is dead. Conn.QueueName gives the current one, and
+//     RecoveryEvents reports each rename (QueueRenamed);
+//   - a transaction is lost with its socket: the next TxCommit or
+//     TxRollback after a recovery fails with ErrTxLost (even when the
+//     transaction held no work), and nothing of it is replayed;
 //   - Conn.Context and Channel.Context stay alive: they end only when the
 //     connection or channel ends for good. Conn.Generation counts sockets.
 //

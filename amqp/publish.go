@@ -143,8 +143,9 @@ func (c *Confirmation) Returned() *Return {
 
 // DeliveryTag returns the publish's sequence number on its channel, the
 // delivery tag of the broker's confirm. It never waits: the number is
-// stored when the connection numbers the publish, as it goes out, and
-// DeliveryTag returns 0 before that, for a publish that failed before it
+// stored when the connection numbers the publish, as it goes out (usually
+// after Publish has returned, so it is usually 0 then), and DeliveryTag
+// returns 0 before that, for a publish that failed before it
 // was numbered, and for a nil *Confirmation. Once Done is closed it no
 // longer changes.
 func (c *Confirmation) DeliveryTag() uint64 {

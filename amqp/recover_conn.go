@@ -12,6 +12,13 @@ import (
 // RecoveryEvents; beyond it the oldest are dropped.
 const recoveryEventBuffer = 64
 
+// QueueName returns the name that a queue declared through this connection
+// as name has now: a server-named queue comes back from a recovery under a
+// new name, which the bindings and consumers recorded for it follow, but
+// which the caller holding the old name cannot know otherwise. Any other
+// name is returned as it is.
+func (c *Conn) QueueName(name string) string { return c.topo.currentName(name) }
+
 // RecoveryEvents returns a channel of the connection's recovery events:
 // each loss, failed attempt, recovery, entity that could not be declared
 // again, renamed server-named queue, and the final give-up. Recovery never

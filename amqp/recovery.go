@@ -153,7 +153,9 @@ type RecoveryEvent struct {
 	// (AttemptFailed).
 	Addr string
 	// Generation counts the sockets the connection has had: 1 for the
-	// first, 2 after the first recovery, and so on.
+	// first, 2 after the first recovery, and so on. Events before
+	// Recovered (Recovering, AttemptFailed, TopologyFailed, QueueRenamed)
+	// carry the lost socket's generation; Recovered carries the new one.
 	Generation uint64
 	// Attempt numbers the attempts of this recovery, from 1.
 	Attempt int

@@ -19,7 +19,10 @@ type Stats struct {
 	// gauge; ChannelStats has it per channel).
 	AwaitingConfirm int
 
-	// Published counts the messages handed to the socket.
+	// Published counts the messages handed to the socket. A publish that
+	// Publish handed over (it returned nil) but the connection never wrote,
+	// because the socket was lost first, is not counted: its Confirmation
+	// says ErrOutcomeUnknown.
 	Published uint64
 	// Acked and Nacked count the broker's confirms, one per message
 	// (a multiple ack counts every message it covers).

@@ -16,6 +16,7 @@ type topology struct {
 	exchanges []*sansio.ExchangeDeclare
 	queues    []*recordedQueue
 	bindings  []recordedBinding
+	renamed   map[string]string // a server-named queue's first name -> its current one
 }
 
 type recordedQueue struct {
@@ -140,6 +141,15 @@ func (t *topology) unbound(b recordedBinding) {
 func (t *topology) renameQueue(oldName, newName string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.renamed == nil {
+		t.renamed = make(map[string]string)
+	}
+	for first, cur := range t.renamed {
+		if cur == oldName {
+			t.renamed[first] = newName
+		}
+	}
+	t.renamed[oldName] = newName
 	for _, q := range t.queues {
 		if q.decl.Queue == oldName {
 			q.decl.Queue = newName
@@ -150,6 +160,16 @@ func (t *topology) renameQueue(oldName, newName string) {
 			t.bindings[i].destination = newName
 		}
 	}
+}
+
+// currentName returns the name a queue declared as name has now.
+func (t *topology) currentName(name string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if cur, ok := t.renamed[name]; ok {
+		return cur
+	}
+	return name
 }
 
 // snapshot copies the record for a recovery to walk without the lock.

@@ -92,6 +92,8 @@ func (w *recoveryWorld) breakAndCheck(fault func(), afterLoss ...func()) {
 	renamed := w.waitEvent(amqp.QueueRenamed, 60*time.Second)
 	require.Equal(t, w.private, renamed.OldName)
 	require.NotEqual(t, w.private, renamed.NewName)
+	require.Equal(t, renamed.NewName, w.c.QueueName(w.private), "QueueName follows the rename")
+	require.Equal(t, w.named, w.c.QueueName(w.named))
 	rec := w.waitEvent(amqp.Recovered, 60*time.Second)
 	recoveredAt := time.Now()
 	require.GreaterOrEqual(t, rec.Generation, uint64(2))
