@@ -693,10 +693,10 @@ func (c *Conn) forwardBlocking(out chan<- Blocking) {
 // nextActor returns the socket that replaced prev, waiting during a
 // recovery; nil once the connection has ended for good or is closed.
 func (c *Conn) nextActor(prev *actor.Conn) *actor.Conn {
-	a, ok := nextGeneration(prev, c.closing, func() (*actor.Conn, error, <-chan struct{}) {
+	a, ok := nextGeneration(prev, c.closing, func() (*actor.Conn, <-chan struct{}, error) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		return c.a, c.err, c.changed
+		return c.a, c.changed, c.err
 	})
 	if !ok {
 		return nil

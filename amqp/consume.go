@@ -350,13 +350,13 @@ func (c *Consumer) dropUnackable() {
 // awaitNext waits until a recovery moves the consumer off prev (true), or
 // the consumer ends for good (false).
 func (c *Consumer) awaitNext(prev *actor.Consumer) bool {
-	_, ok := nextGeneration(prev, c.ch.conn.closing, func() (*actor.Consumer, error, <-chan struct{}) {
+	_, ok := nextGeneration(prev, c.ch.conn.closing, func() (*actor.Consumer, <-chan struct{}, error) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if c.err != nil {
-			return prev, c.err, c.changed // ended: a newer registration does not count
+			return prev, c.changed, c.err // ended: a newer registration does not count
 		}
-		return c.a, nil, c.changed
+		return c.a, c.changed, nil
 	})
 	return ok
 }

@@ -48,13 +48,13 @@ func forward[T, U any](mb *actor.Mailbox[T], out chan<- U, conv func(*T) U, stop
 }
 
 // nextGeneration waits for a handle's next generation: it calls look,
-// under the handle's lock, for the current value, why the handle ended
-// (nil while it lives) and the channel closed at its next change, and
+// under the handle's lock, for the current value, the channel closed at
+// its next change and why the handle ended (nil while it lives), and
 // returns the first value that is not prev (true), or false once the
 // handle has ended with nothing newer, or stop closes.
-func nextGeneration[T comparable](prev T, stop <-chan struct{}, look func() (T, error, <-chan struct{})) (T, bool) {
+func nextGeneration[T comparable](prev T, stop <-chan struct{}, look func() (T, <-chan struct{}, error)) (T, bool) {
 	for {
-		cur, err, changed := look()
+		cur, changed, err := look()
 		if cur != prev {
 			return cur, true
 		}

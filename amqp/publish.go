@@ -345,10 +345,10 @@ func (ch *Channel) nextReturns(prev *actor.Mailbox[sansio.Message]) *actor.Mailb
 // prev (nil: the current one), waiting during a recovery; nil once the
 // channel has ended for good and prev was its last.
 func nextOf[T any](ch *Channel, prev *actor.Mailbox[T], of func(*actor.Channel) *actor.Mailbox[T]) *actor.Mailbox[T] {
-	mb, ok := nextGeneration(prev, ch.conn.closing, func() (*actor.Mailbox[T], error, <-chan struct{}) {
+	mb, ok := nextGeneration(prev, ch.conn.closing, func() (*actor.Mailbox[T], <-chan struct{}, error) {
 		ch.mu.Lock()
 		defer ch.mu.Unlock()
-		return of(ch.gen.a), ch.err, ch.changed
+		return of(ch.gen.a), ch.changed, ch.err
 	})
 	if !ok {
 		return nil
