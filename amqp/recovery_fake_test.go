@@ -759,7 +759,18 @@ func TestRecoveryUsesTheUpdatedSecret(t *testing.T) {
 					return
 				}
 				b.Send(0, &sansio.ConnectionStart{VersionMajor: 0, VersionMinor: 9, Mechanisms: []byte("PLAIN"), Locales: []byte("en_US")})
-				responses <- fakebroker.Expect[*sansio.ConnectionStartOk](b).Response
+				// Not Expect: the attempts after the one the test reads
+				// may meet the end of the test, and the client's Close.
+				f, err := b.Next()
+				if err != nil {
+					return
+				}
+				if m, ok := f.Method.(*sansio.ConnectionStartOk); ok {
+					select {
+					case responses <- m.Response:
+					default:
+					}
+				}
 				b.Conn().Close()
 			}
 		}
