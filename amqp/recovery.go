@@ -44,7 +44,9 @@ type Recovery struct {
 	RepublishUnconfirmed bool
 	// Filter, when set, is asked before each recorded entity is re-declared
 	// (exchanges, queues, bindings, consumers); false leaves it out (a
-	// consumer left out ends with ErrConsumerNotRecovered).
+	// consumer left out ends with ErrConsumerNotRecovered). It runs on the
+	// recovery's goroutine and must not call Conn.Close, which waits for
+	// the recovery to stop.
 	Filter func(TopologyEntity) bool
 }
 
