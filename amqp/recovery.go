@@ -62,6 +62,7 @@ const (
 	EntityConsumer
 )
 
+// String names the kind, such as "queue binding".
 func (k EntityKind) String() string {
 	switch k {
 	case EntityExchange:
@@ -81,6 +82,8 @@ func (k EntityKind) String() string {
 // TopologyEntity describes one recorded entity, for Recovery.Filter and
 // for the events that report a failure to re-declare it.
 type TopologyEntity struct {
+	// Kind is what the entity is: an exchange, a queue, a binding or a
+	// consumer.
 	Kind EntityKind
 	// Name is the exchange's or queue's name, or the consumer's tag.
 	Name string
@@ -93,6 +96,7 @@ type TopologyEntity struct {
 	ServerNamed bool
 }
 
+// String describes the entity for logs, such as `queue "jobs"`.
 func (e TopologyEntity) String() string {
 	switch e.Kind {
 	case EntityQueueBinding, EntityExchangeBinding:
@@ -126,6 +130,7 @@ const (
 	RecoveryFailed
 )
 
+// String names the kind, such as "recovered".
 func (k RecoveryEventKind) String() string {
 	switch k {
 	case Recovering:
@@ -146,6 +151,7 @@ func (k RecoveryEventKind) String() string {
 
 // RecoveryEvent is one step of a recovery; see Conn.RecoveryEvents.
 type RecoveryEvent struct {
+	// Kind is the step the event reports.
 	Kind RecoveryEventKind
 	// Err is the loss (Recovering), the attempt's error (AttemptFailed),
 	// the entity's error (TopologyFailed) or the final error
@@ -210,12 +216,13 @@ func (e *outcomeUnknownError) Unwrap() []error { return []error{ErrOutcomeUnknow
 // gives both the loss that started the recovery and the last attempt's
 // error.
 type RecoveryError struct {
-	Attempts int
-	Elapsed  time.Duration
-	Loss     error // why the connection was lost
-	Last     error // the last attempt's error, if any
+	Attempts int           // the attempts made before giving up
+	Elapsed  time.Duration // from the loss to giving up
+	Loss     error         // why the connection was lost
+	Last     error         // the last attempt's error, if any
 }
 
+// Error says how many attempts were made, for how long, and why.
 func (e *RecoveryError) Error() string {
 	s := fmt.Sprintf("amqp: recovery gave up after %d attempts in %v: lost: %v", e.Attempts, e.Elapsed.Round(time.Millisecond), e.Loss)
 	if e.Last != nil {

@@ -35,8 +35,8 @@ type Stats struct {
 	// BytesIn and BytesOut count the bytes read from and written to the
 	// sockets; FramesIn and FramesOut the AMQP frames (heartbeats
 	// included) received and queued to send.
-	BytesIn, BytesOut   uint64
-	FramesIn, FramesOut uint64
+	BytesIn, BytesOut   uint64 // bytes read and written
+	FramesIn, FramesOut uint64 // frames received and queued to send
 	// Reads and Writes count the reads and writes on the sockets. Frames
 	// queued together go out in one write, so Writes grows far slower than
 	// FramesOut under load.
@@ -45,8 +45,8 @@ type Stats struct {
 	// Blocked counts the times the broker blocked the connection
 	// (connection.blocked), BlockedFor the time spent blocked, the
 	// current period included.
-	Blocked    uint64
-	BlockedFor time.Duration
+	Blocked    uint64        // periods blocked
+	BlockedFor time.Duration // time spent blocked
 	// HeartbeatsMissed counts the sockets lost because the broker sent
 	// nothing for two heartbeat intervals.
 	HeartbeatsMissed uint64

@@ -90,8 +90,8 @@ type TracePublishEndData struct {
 
 // TraceConfirmData is the outcome of a publish.
 type TraceConfirmData struct {
-	Confirmation *Confirmation
-	Err          error // Confirmation.Err(): nil when acked and not returned
+	Confirmation *Confirmation // the publish's, settled
+	Err          error         // Confirmation.Err(): nil when acked and not returned
 }
 
 // SettleOp says how a delivery was settled.
@@ -106,13 +106,13 @@ const (
 
 // TraceSettleData describes an Ack, Nack or Reject.
 type TraceSettleData struct {
-	Op       SettleOp
-	Multiple bool
-	Requeue  bool
+	Op       SettleOp // ack, nack or reject
+	Multiple bool     // every earlier delivery of the channel too
+	Requeue  bool     // nack and reject: back to the queue
 	// Received is when the delivery was received (zero when it was
 	// received before the Tracer could see it).
 	Received time.Time
-	Err      error
+	Err      error // what the Ack, Nack or Reject returned
 }
 
 // TraceCallStartData names a synchronous method.
@@ -122,7 +122,7 @@ type TraceCallStartData struct {
 
 // TraceCallEndData is how a synchronous method ended.
 type TraceCallEndData struct {
-	Err error
+	Err error // what the call returned
 }
 
 // TraceConnKind says what happened to a connection.
@@ -140,11 +140,11 @@ const (
 
 // TraceConnEvent is something that happened to a connection.
 type TraceConnEvent struct {
-	Kind       TraceConnKind
-	Addr       string
-	Reason     string
-	Generation uint64
-	Err        error
+	Kind       TraceConnKind // what happened
+	Addr       string        // the broker's address (opened, recovered)
+	Reason     string        // the broker's reason (blocked)
+	Generation uint64        // the socket's generation (see Conn.Generation)
+	Err        error         // why (recovering, closed)
 }
 
 // traceEvent is an event queued for the tracer goroutine.
