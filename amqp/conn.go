@@ -61,8 +61,10 @@ type Config struct {
 	Properties Table
 	// ConnectionName is shown by the broker's management tools.
 	ConnectionName string
-	// ConnectionTimeout bounds dialing, TLS and the AMQP handshake; 0 takes
-	// the URI's connection_timeout, else DefaultConnectionTimeout.
+	// ConnectionTimeout bounds dialing, TLS and the AMQP handshake (and,
+	// in a recovery attempt, the restore of channels and topology that
+	// follows); 0 takes the URI's connection_timeout, else
+	// DefaultConnectionTimeout.
 	ConnectionTimeout time.Duration
 	// Logger receives the connection's diagnostics; nil discards them.
 	Logger *slog.Logger

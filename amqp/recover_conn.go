@@ -1,7 +1,9 @@
 package amqp
 
 import (
+	"cmp"
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/amqproto/amqproto/internal/actor"
@@ -169,18 +171,40 @@ func (c *Conn) reconnect(start time.Time) (*actor.Conn, URI, error) {
 	if err != nil {
 		return nil, URI{}, err
 	}
-	if err := c.restore(ctx, a); err != nil {
+	// A broker that accepted the connection and then went silent would
+	// otherwise hold the attempt until the heartbeat noticed.
+	rctx, rcancel := context.WithTimeoutCause(ctx, restoreTimeout(&c.cfg, uri),
+		fmt.Errorf("amqp: restoring the channels and topology on %s took too long: %w", uri.Addr(), context.DeadlineExceeded))
+	defer rcancel()
+	if err := c.restore(rctx, a); err != nil {
 		c.abandon(a)
+		if rctx.Err() != nil && ctx.Err() == nil {
+			err = context.Cause(rctx)
+		}
 		return nil, URI{}, err
 	}
 	return a, uri, nil
 }
 
+// restoreTimeout bounds the restore of one attempt as the connection
+// timeout bounds its dial and handshake.
+func restoreTimeout(cfg *Config, uri URI) time.Duration {
+	return cmp.Or(cfg.ConnectionTimeout, uri.ConnectionTimeout, DefaultConnectionTimeout)
+}
+
 // abandon closes a socket that a recovery attempt will not use. Close
 // cuts it at once rather than waiting for a broker that may be silent.
 func (c *Conn) abandon(a *actor.Conn) {
-	_ = a.Close(c.closeCtx)
+	_ = a.Close(cutNow)
 }
+
+// cutNow is a context already done: a Close given it cuts the socket at
+// once, without the close handshake.
+var cutNow = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
 
 // attemptContext bounds an attempt by Close and by the policy's
 // MaxDuration.

@@ -909,3 +909,34 @@ func TestRecoveryMaxDurationCutsAHangingAttempt(t *testing.T) {
 	<-ch.Context().Done()
 	require.ErrorAs(t, ch.Err(), &re)
 }
+
+// A broker that takes the new connection and then goes silent does not
+// hold the recovery until a heartbeat notices: the attempt's restore is
+// bounded by the connection timeout, and the next attempt goes on.
+func TestRecoveryRestoreOnASilentBrokerTimesOut(t *testing.T) {
+	c, bs := recoveringConn(t, Config{ConnectionTimeout: 300 * time.Millisecond, Heartbeat: -1}, func(bs *brokers) {
+		bs.script = func(gen int) func(b *fakebroker.Broker) {
+			if gen != 2 {
+				return nil
+			}
+			return func(b *fakebroker.Broker) {
+				b.Handshake(0)
+				for { // silent: reads, never answers
+					if _, err := b.Next(); err != nil {
+						return
+					}
+				}
+			}
+		}
+	})
+	_, err := c.Channel(context.Background())
+	require.NoError(t, err)
+	bs.kill(1)
+	failed := awaitEvent(t, c, AttemptFailed)
+	require.ErrorIs(t, failed.Err, context.DeadlineExceeded)
+	rec := awaitEvent(t, c, Recovered)
+	require.Equal(t, uint64(2), rec.Generation)
+	bs.mu.Lock()
+	require.GreaterOrEqual(t, bs.dials, 3)
+	bs.mu.Unlock()
+}
