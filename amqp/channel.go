@@ -101,9 +101,11 @@ func (ch *Channel) watch(g *chanGen) {
 }
 
 // ID returns the channel number (it may change with a recovery).
-func (ch *Channel) ID() uint16 { return ch.current0().a.ID() }
+func (ch *Channel) ID() uint16 { return ch.currentGen().a.ID() }
 
-func (ch *Channel) current0() *chanGen {
+// currentGen returns the current generation without waiting, even while a
+// recovery replaces it.
+func (ch *Channel) currentGen() *chanGen {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	return ch.gen
@@ -147,7 +149,7 @@ func (ch *Channel) Close(ctx context.Context) error {
 	ch.mu.Unlock()
 	err := g.a.Close(ctx)
 	ch.end(ErrChannelClosed)
-	if cur := ch.current0(); cur != g {
+	if cur := ch.currentGen(); cur != g {
 		// A recovery reopened it meanwhile (none can after end).
 		err = cur.a.Close(ctx)
 	}
@@ -478,18 +480,18 @@ func (ch *Channel) txEnd(ctx context.Context, m sansio.Method) error {
 // one). Delivery.Ack is usually simpler. Tags keep growing across a
 // recovery; a tag received before it fails with ErrStaleDelivery.
 func (ch *Channel) Ack(ctx context.Context, deliveryTag uint64, multiple bool) error {
-	return ch.settle(ctx, ch.current0(), &sansio.BasicAck{DeliveryTag: deliveryTag, Multiple: multiple})
+	return ch.settle(ctx, ch.currentGen(), &sansio.BasicAck{DeliveryTag: deliveryTag, Multiple: multiple})
 }
 
 // Nack rejects a delivery by tag (and, with multiple, every earlier one),
 // requeueing it or not.
 func (ch *Channel) Nack(ctx context.Context, deliveryTag uint64, multiple, requeue bool) error {
-	return ch.settle(ctx, ch.current0(), &sansio.BasicNack{DeliveryTag: deliveryTag, Multiple: multiple, Requeue: requeue})
+	return ch.settle(ctx, ch.currentGen(), &sansio.BasicNack{DeliveryTag: deliveryTag, Multiple: multiple, Requeue: requeue})
 }
 
 // Reject rejects one delivery by tag, requeueing it or not.
 func (ch *Channel) Reject(ctx context.Context, deliveryTag uint64, requeue bool) error {
-	return ch.settle(ctx, ch.current0(), &sansio.BasicReject{DeliveryTag: deliveryTag, Requeue: requeue})
+	return ch.settle(ctx, ch.currentGen(), &sansio.BasicReject{DeliveryTag: deliveryTag, Requeue: requeue})
 }
 
 // settle sends an ack, nack or reject of a delivery of generation g. It

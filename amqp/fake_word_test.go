@@ -3,8 +3,6 @@ package amqp
 import (
 	"context"
 	"errors"
-	"net"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -26,33 +24,19 @@ var errNoBroker = errors.New("no broker here")
 // recovery goes on until Close.
 func fakeRecovering(t *testing.T, scripts ...func(b *fakebroker.Broker)) *Conn {
 	t.Helper()
-	var mu sync.Mutex
-	var dones []<-chan struct{}
-	next := 0
 	cfg := Config{Recovery: Recovery{Backoff: func(int) time.Duration { return 5 * time.Millisecond }}}
-	cfg.Dial = func(context.Context, string, string) (net.Conn, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if next == len(scripts) {
-			return nil, errNoBroker
+	c, _ := recoveringConn(t, cfg, func(bs *brokers) {
+		bs.script = func(gen int) func(b *fakebroker.Broker) {
+			if gen > len(scripts) {
+				return nil
+			}
+			return scripts[gen-1]
 		}
-		client, done := fakebroker.Pipe(t, scripts[next])
-		dones = append(dones, done)
-		next++
-		return client, nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, err := DialConfig(ctx, "amqp://fake/", cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = c.Close(ctx)
-		mu.Lock()
-		defer mu.Unlock()
-		for _, done := range dones {
-			<-done
+		bs.dialErr = func(gen int) error {
+			if gen > len(scripts) {
+				return errNoBroker
+			}
+			return nil
 		}
 	})
 	return c

@@ -45,7 +45,7 @@ func (ch *Channel) restore(ctx context.Context, a *actor.Conn) error {
 			_ = ach.Close(ctx) // a consumer was left out, or added: again
 			continue
 		}
-		g := ch.current0()
+		g := ch.currentGen()
 		if g.a != ach {
 			// The channel ended meanwhile (Close, or its connection):
 			// nothing holds ach, so close it on the broker too.

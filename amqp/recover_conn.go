@@ -299,7 +299,7 @@ func (c *Conn) restoreTopology(ctx context.Context, a *actor.Conn) error {
 	}
 	for i := range queues {
 		q := &queues[i]
-		r.declare(ctx, TopologyEntity{Kind: EntityQueue, Name: q.decl.Queue, ServerNamed: q.serverNamed}, r.queueDecl(q), func(reply sansio.Method) {
+		r.declare(ctx, TopologyEntity{Kind: EntityQueue, Name: q.decl.Queue, ServerNamed: q.serverNamed}, q.redeclaration(), func(reply sansio.Method) {
 			c.queueRedeclared(q, reply)
 		})
 	}
@@ -360,7 +360,9 @@ func (r *redeclarer) declare(ctx context.Context, e TopologyEntity, m sansio.Met
 	}
 }
 
-func (r *redeclarer) queueDecl(q *recordedQueue) *sansio.QueueDeclare {
+// redeclaration is the queue.declare that brings q back: a server-named
+// queue asks for a new name.
+func (q *recordedQueue) redeclaration() *sansio.QueueDeclare {
 	m := q.decl
 	if q.serverNamed {
 		m.Queue = ""

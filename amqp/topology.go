@@ -1,6 +1,7 @@
 package amqp
 
 import (
+	"reflect"
 	"slices"
 	"sync"
 
@@ -45,29 +46,10 @@ func (b recordedBinding) same(o recordedBinding) bool {
 		tablesEqual(b.args, o.args)
 }
 
+// tablesEqual compares binding arguments; an empty table and none are the
+// same binding to the broker.
 func tablesEqual(a, b sansio.Table) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		w, ok := b[k]
-		if !ok || !valuesEqual(v, w) {
-			return false
-		}
-	}
-	return true
-}
-
-// valuesEqual compares table values well enough to tell bindings apart;
-// values that cannot be compared with == are compared as never equal,
-// which only keeps a duplicate binding in the record.
-func valuesEqual(a, b any) (eq bool) {
-	defer func() {
-		if recover() != nil {
-			eq = false
-		}
-	}()
-	return a == b
+	return len(a) == 0 && len(b) == 0 || reflect.DeepEqual(a, b)
 }
 
 func (t *topology) exchangeDeclared(m *sansio.ExchangeDeclare) {
