@@ -93,6 +93,8 @@ func newChannel(c *Conn, a *actor.Channel) *Channel {
 // watch ends the Channel when g ends for a reason of its own; the end of
 // g's socket is the recovery's business (or the Conn's end).
 func (ch *Channel) watch(g *chanGen) {
+	// The goroutine AfterFunc starts when g ends is owned by the channel;
+	// it exits once ch.end returns, which never waits.
 	context.AfterFunc(g.a.Context(), func() {
 		if cause := context.Cause(g.a.Context()); !connectionLevel(cause) {
 			ch.end(cause)
