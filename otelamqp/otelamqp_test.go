@@ -2,12 +2,6 @@ package otelamqp_test
 
 import (
 	"context"
-	"fmt"
-	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -196,8 +190,6 @@ func sum(t *testing.T, rm metricdata.ResourceMetrics, name string) int64 {
 	return n
 }
 
-const python = "/usr/bin/python3" // the system's, where python3-pika is installed
-
 // pikaPublish publishes body to queue with pika, with a traceparent header.
 const pikaPublish = `
 import sys
@@ -212,12 +204,9 @@ conn.close()
 // A message published by another client with a W3C traceparent header is
 // linked to the span it names.
 func TestPikaTraceparentIsLinked(t *testing.T) {
-	if err := exec.Command(python, "-c", "import pika").Run(); err != nil {
-		testenv.Missing(t, python+" with python3-pika is not installed", "scripts/rabbitmq.sh up installs it")
-	}
 	w := newWorld(t)
 	traceID, spanID := "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
-	runPika(t, pikaPublish, w.queue, "00-"+traceID+"-"+spanID+"-01")
+	testenv.RunPika(t, testenv.Get(t, "AMQP_URL"), pikaPublish, w.queue, "00-"+traceID+"-"+spanID+"-01")
 
 	d, ok, err := w.ch.Get(ctx(t), w.queue, true)
 	require.NoError(t, err)
@@ -228,23 +217,4 @@ func TestPikaTraceparentIsLinked(t *testing.T) {
 	require.Len(t, get.Links, 1)
 	require.Equal(t, traceID, get.Links[0].SpanContext.TraceID().String())
 	require.Equal(t, spanID, get.Links[0].SpanContext.SpanID().String())
-}
-
-func runPika(t *testing.T, script string, args ...string) {
-	t.Helper()
-	uri, err := amqp.ParseURI(testenv.Get(t, "AMQP_URL"))
-	require.NoError(t, err)
-	user, pass := uri.Username, uri.Password
-	if user == "" && pass == "" {
-		user, pass = "guest", "guest"
-	}
-	vhost := uri.Vhost
-	if vhost == "" {
-		vhost = "/"
-	}
-	pikaURL := fmt.Sprintf("amqp://%s@%s/%s", url.UserPassword(user, pass), uri.Addr(), strings.ToLower(url.PathEscape(vhost)))
-	file := filepath.Join(t.TempDir(), "script.py")
-	require.NoError(t, os.WriteFile(file, []byte(script), 0o600))
-	out, err := exec.CommandContext(ctx(t), python, append([]string{file, pikaURL}, args...)...).CombinedOutput()
-	require.NoError(t, err, "%s", out)
 }

@@ -4,51 +4,13 @@ package tests
 // tutorials use, for encodings the broker passes through untouched.
 
 import (
-	"context"
-	"fmt"
-	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/amqproto/amqproto/amqp"
 	"github.com/amqproto/amqproto/internal/testenv"
 )
-
-const python = "/usr/bin/python3" // the system's, where python3-pika is installed
-
-// runPika runs a pika script with the broker's URL and args, and returns
-// what it printed.
-func runPika(t *testing.T, script string, args ...string) string {
-	t.Helper()
-	if err := exec.Command(python, "-c", "import pika").Run(); err != nil {
-		testenv.Missing(t, python+" with python3-pika is not installed", "scripts/rabbitmq.sh up installs it")
-	}
-	uri, err := amqp.ParseURI(brokerURL(t))
-	require.NoError(t, err)
-	user, pass := uri.Username, uri.Password
-	if user == "" && pass == "" {
-		user, pass = "guest", "guest"
-	}
-	vhost := uri.Vhost
-	if vhost == "" {
-		vhost = "/"
-	}
-	// pika wants the vhost spelt out, "/" as %2f.
-	pikaURL := fmt.Sprintf("amqp://%s@%s/%s", url.UserPassword(user, pass), uri.Addr(), strings.ToLower(url.PathEscape(vhost)))
-	file := filepath.Join(t.TempDir(), "script.py")
-	require.NoError(t, os.WriteFile(file, []byte(script), 0o600))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, python, append([]string{file, pikaURL}, args...)...).CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	return string(out)
-}
 
 const pikaDecimals = `
 import decimal, sys
@@ -79,7 +41,7 @@ func TestInteropPikaDecimal(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, conf.Wait(ctxT(t)))
 
-	out := runPika(t, pikaDecimals, q)
+	out := testenv.RunPika(t, brokerURL(t), pikaDecimals, q)
 	require.Equal(t, "-1.23 45.6\n", out)
 
 	d, ok, err := ch.Get(ctxT(t), q, true)

@@ -6,36 +6,19 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/amqproto/amqproto/amqp"
+	"github.com/amqproto/amqproto/internal/testenv"
 )
 
-// toolURL returns the broker URL in the form amqp-tools and pika want:
-// the vhost always spelt out, "/" as %2f. (amqp.ParseURI reads the vhost
-// of "amqp://host/" as "", which the library then opens as "/".)
-func toolURL(t testing.TB) string {
-	uri, err := amqp.ParseURI(brokerURL(t))
-	require.NoError(t, err)
-	user, pass := uri.Username, uri.Password
-	if user == "" && pass == "" {
-		user, pass = "guest", "guest"
-	}
-	vhost := uri.Vhost
-	if vhost == "" {
-		vhost = "/"
-	}
-	return fmt.Sprintf("%s://%s@%s/%s", uri.Scheme, url.UserPassword(user, pass), uri.Addr(), strings.ToLower(url.PathEscape(vhost)))
-}
+// toolURL returns the broker URL in the form amqp-tools and pika want.
+func toolURL(t testing.TB) string { return testenv.PeerURL(t, brokerURL(t)) }
 
 func runTool(t testing.TB, name string, args ...string) string {
 	t.Helper()
@@ -113,9 +96,8 @@ conn.close()
 `
 
 func TestInteropPika(t *testing.T) {
-	const python = "/usr/bin/python3" // the system's, where python3-pika is installed
-	if err := exec.Command(python, "-c", "import pika").Run(); err != nil {
-		missing(t, python+" with python3-pika")
+	if err := exec.Command(testenv.Python, "-c", "import pika").Run(); err != nil {
+		missing(t, testenv.Python+" with python3-pika")
 	}
 	_, ch := dial(t)
 	q := testQueue(t, ch, nil)
@@ -141,7 +123,7 @@ func TestInteropPika(t *testing.T) {
 			Value  any    `json:"value"`
 		} `json:"headers"`
 	}
-	raw := runTool(t, python, script, toolURL(t), q)
+	raw := runTool(t, testenv.Python, script, toolURL(t), q)
 	require.NoError(t, json.Unmarshal([]byte(raw), &got), raw)
 
 	require.Equal(t, `{"hello":"pika"}`, got.Body)
