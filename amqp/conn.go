@@ -590,7 +590,8 @@ func (c *Conn) actor() *actor.Conn {
 }
 
 // ServerProperties returns the broker's properties (product, version,
-// capabilities, cluster_name, ...) of the current socket.
+// capabilities, cluster_name, ...) of the current socket, decoded afresh at
+// each call: the Table is the caller's.
 func (c *Conn) ServerProperties() Table { return c.actor().ServerProperties() }
 
 // Tuning returns the negotiated channel_max, frame_max and heartbeat of the

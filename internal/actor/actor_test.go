@@ -381,7 +381,7 @@ func TestStalePublishDoesNotGoOutOnReusedChannelNumber(t *testing.T) {
 	*frames, err = sansio.AppendPublish(*frames, old.ID(), &m, &sansio.Properties{}, []byte("x"), c.tuning.FrameMax)
 	require.NoError(t, err)
 	var p Outcome
-	c.pubs <- publishReq{ch: old, frames: frames, out: &p, m: m}
+	c.pubs.push(publishReq{ch: old, frames: frames, out: &p, m: m})
 	<-p.Done()
 	require.Equal(t, sansio.ConfirmFailed, p.Confirm)
 	require.ErrorIs(t, p.Err, sansio.ErrNotFound)
@@ -391,8 +391,7 @@ func TestStalePublishDoesNotGoOutOnReusedChannelNumber(t *testing.T) {
 }
 
 // A caller that gives up while its request still waits in the loop's queue
-// must not leave the request's effect behind: c.cancels and c.reqs are
-// separate channels, so the loop may see the note first. A consume whose
+// must not leave the request's effect behind. A consume whose
 // caller gave up is cancelled at the broker once it is confirmed.
 func TestCallAbandonedBeforeTheLoopTookItIsUndone(t *testing.T) {
 	const rounds = 12
@@ -452,11 +451,11 @@ func TestCallAbandonedBeforeTheLoopTookItIsUndone(t *testing.T) {
 			_, err := ch.Consume(cctx, &sansio.BasicConsume{Queue: "q", ConsumerTag: fmt.Sprint("b", i)})
 			done <- err
 		}()
-		for len(c.reqs) == 0 {
+		for c.reqs.len() == 0 {
 			runtime.Gosched()
 		}
 		cancel()
-		for len(c.reqs) < 2 { // the request, then the note that its caller gave up
+		for c.reqs.len() < 2 { // the request, then the note that its caller gave up
 			runtime.Gosched()
 		}
 		release <- struct{}{}

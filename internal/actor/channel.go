@@ -138,7 +138,7 @@ func (ch *Channel) Close(ctx context.Context) error {
 }
 
 // Send queues an asynchronous method (basic.ack, nack, reject) without
-// waiting for anything but room in the loop's queue. A ctx already done
+// waiting for anything. A ctx already done
 // sends nothing and returns its error; once Send returned nil, the method
 // goes out unless the channel ends first.
 func (ch *Channel) Send(ctx context.Context, m sansio.Method) error {
@@ -148,14 +148,10 @@ func (ch *Channel) Send(ctx context.Context, m sansio.Method) error {
 	if err := ch.Err(); err != nil {
 		return err
 	}
-	select {
-	case ch.conn.reqs <- request{kind: reqCall, ch: ch, m: m}:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	case <-ch.ctx.Done():
-		return ch.Err()
+	if !ch.conn.reqs.push(request{kind: reqCall, ch: ch, m: m}) {
+		return ch.errOrClosed()
 	}
+	return nil
 }
 
 // Outcome is the outcome of one publish in confirm mode. Its fields are
@@ -343,7 +339,9 @@ func (ch *Channel) Publish(ctx context.Context, m *sansio.BasicPublish, props *s
 		return err
 	}
 	*frames = out
-	weight := int64(min(len(out), c.cfg.MaxOutgoing))
+	// The weight is the memory held, not the bytes to send: the budget is
+	// the only bound on how many publishes wait for the loop.
+	weight := int64(min(cap(out), c.cfg.MaxOutgoing))
 	if err := c.queued.acquire(ctx, ch.ctx.Done(), weight); err != nil {
 		c.putFrames(frames)
 		if errors.Is(err, errBudgetEnd) {
@@ -368,19 +366,15 @@ func (c *Conn) handOver(ctx context.Context, ch *Channel, req publishReq) error 
 		return ch.errOrClosed()
 	}
 	if err := ch.Err(); err != nil {
-		return err // the select below would pick at random
+		return err // the loop would only fail it
 	}
 	if ctx.Err() != nil {
-		return context.Cause(ctx) // likewise
-	}
-	select {
-	case c.pubs <- req:
-		return nil
-	case <-ctx.Done():
 		return context.Cause(ctx)
-	case <-ch.ctx.Done(): // lets the ending loop take the write lock
-		return ch.Err()
 	}
+	if !c.pubs.push(req) {
+		return ch.errOrClosed()
+	}
+	return nil
 }
 
 // Consumer is a consumer registered on a channel. The loop pushes its

@@ -62,12 +62,12 @@ type Conn struct {
 	log *slog.Logger
 	nc  net.Conn
 
-	reqs chan request    // calls from any goroutine; always served, in order
-	pubs chan publishReq // publishes; served while outgoing bytes are under the bound
+	reqs inbox[request]    // calls from any goroutine; always served, in order
+	pubs inbox[publishReq] // publishes; taken while outgoing bytes are under the bound
 
 	// Written by the loop before connected closes, read-only afterwards.
 	tuning      sansio.Tuning
-	serverProps sansio.Table
+	serverProps []byte // as on the wire: see sansio.Conn.ServerPropertiesWire
 	connected   chan struct{}
 
 	ctx       context.Context // cancelled with the close cause when the connection ends
@@ -127,7 +127,7 @@ const (
 	reqUpdateSecret
 )
 
-// request is a call into the loop other than a publish, sent on c.reqs.
+// request is a call into the loop other than a publish, queued on c.reqs.
 type request struct {
 	kind  reqKind
 	ch    *Channel      // nil for the connection's requests
@@ -165,13 +165,13 @@ func Dial(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error) {
 		cfg:       cfg,
 		log:       log,
 		nc:        nc,
-		reqs:      make(chan request, 64),
-		pubs:      make(chan publishReq, 256),
 		connected: make(chan struct{}),
 		closing:   make(chan struct{}),
 		done:      make(chan struct{}),
 		queued:    newBudget(int64(cfg.MaxOutgoing)),
 	}
+	c.reqs.init()
+	c.pubs.init()
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
 	l := newLoop(c)
 	// The loop goroutine is owned by c; it exits when the connection ends
@@ -206,8 +206,12 @@ func (c *Conn) Closing() <-chan struct{} { return c.closing }
 // Tuning returns the negotiated limits.
 func (c *Conn) Tuning() sansio.Tuning { return c.tuning }
 
-// ServerProperties returns the broker's properties from connection.start.
-func (c *Conn) ServerProperties() sansio.Table { return c.serverProps }
+// ServerProperties returns the broker's properties from connection.start,
+// decoded afresh at each call.
+func (c *Conn) ServerProperties() sansio.Table {
+	t, _ := sansio.DecodeTable(c.serverProps) // encoded by the core
+	return t
+}
 
 // Context is cancelled, with the reason as its cause, when the connection
 // ends.
@@ -257,11 +261,7 @@ func (c *Conn) Close(ctx context.Context) error {
 		ctx, cancel = context.WithTimeoutCause(ctx, CloseTimeout, errCloseTimeout)
 		defer cancel()
 	}
-	select {
-	case c.reqs <- request{kind: reqCloseConn}:
-	case <-c.done:
-	case <-ctx.Done():
-	}
+	c.reqs.push(request{kind: reqCloseConn}) // refused once the loop has ended
 	var gaveUp error
 	select {
 	case <-c.done:
@@ -298,9 +298,8 @@ func closeTransport(nc net.Conn) {
 	_ = nc.Close()
 }
 
-// call sends req to the loop and waits for its reply, honouring ctx in both
-// steps. A ctx already done sends nothing: select would pick the hand-over
-// at random. When ctx ends later, call tells the loop, which withdraws a
+// call hands req to the loop and waits for its reply, honouring ctx. A ctx
+// already done sends nothing. When ctx ends later, call tells the loop, which withdraws a
 // request still queued or drops the broker's late reply, so the channel
 // stays consistent; if the reply had already come, call returns it.
 func (c *Conn) call(ctx context.Context, req request) Result {
@@ -309,11 +308,7 @@ func (c *Conn) call(ctx context.Context, req request) Result {
 	}
 	req.reply = make(chan Result, 1)
 	req.token = c.nextToken.Add(1)
-	select {
-	case c.reqs <- req:
-	case <-ctx.Done():
-		return Result{Err: context.Cause(ctx)}
-	case <-c.done:
+	if !c.reqs.push(req) {
 		return Result{Err: c.closedErr()}
 	}
 	select {
@@ -346,10 +341,7 @@ func (c *Conn) call(ctx context.Context, req request) Result {
 // r is that reply; otherwise r.Err may be a *HeldError, without its Err.
 func (c *Conn) abandon(req request) (r Result, answered bool) {
 	ack := make(chan Result, 1)
-	select {
-	case c.reqs <- request{kind: reqAbandon, ch: req.ch, token: req.token, reply: ack}:
-	case <-c.done:
-	}
+	c.reqs.push(request{kind: reqAbandon, ch: req.ch, token: req.token, reply: ack}) // refused once the loop has ended
 	select {
 	case r := <-ack:
 		if r.Err == nil {

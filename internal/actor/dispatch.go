@@ -23,7 +23,7 @@ func (l *loop) event(ev sansio.Event) {
 	switch ev.Kind {
 	case sansio.EventConnected:
 		l.c.tuning = l.core.Tuning()
-		l.c.serverProps = l.core.ServerProperties()
+		l.c.serverProps = l.core.ServerPropertiesWire()
 		close(l.c.connected)
 	case sansio.EventReply:
 		l.endChannelFirst(ev)
@@ -293,9 +293,9 @@ func (l *loop) endChannel(st *loopChannel, err error) {
 
 // stopPublishes waits for the publishers inside handOver for ch to leave
 // and keeps any other from entering: once it returns, every publish
-// accepted for ch is in c.pubs. ch's context must be cancelled first: it
-// wakes the publishers waiting for room in c.pubs. They hold the lock only
-// while they check and send, so the loop waits briefly.
+// accepted for ch is in c.pubs or l.taken. Publishers hold the read lock
+// only while they check and queue, which never waits, so neither does the
+// loop for long.
 func (l *loop) stopPublishes(ch *Channel) {
 	ch.pubMu.Lock()
 	ch.pubsClosed = true

@@ -13,12 +13,14 @@
 //     loopChannel and the Consumer fields marked so. Nothing else touches
 //     them; in race-enabled builds (the tests) the loop's entry points
 //     check that they run on the loop goroutine.
-//   - Callers reach the loop with a request on Conn.reqs (one reply
-//     channel each, capacity 1) or a publishReq on Conn.pubs, and read
-//     what the loop publishes for them: Channel and Conn contexts, gates,
-//     atomics, and Mailboxes, whose one consumer is the amqp layer.
+//   - Callers reach the loop with a request queued on Conn.reqs (one
+//     reply channel each, capacity 1) or a publishReq queued on Conn.pubs:
+//     two inboxes, which never make a caller wait and hold no storage
+//     while empty. They read what the loop publishes for them: Channel and
+//     Conn contexts, gates, atomics, and Mailboxes, whose one consumer is
+//     the amqp layer.
 //   - A publish racing its channel's end is settled by one lock per
-//     channel: a publisher checks Channel.pubsClosed and sends on
+//     channel: a publisher checks Channel.pubsClosed and queues on
 //     Conn.pubs under the read lock; the loop, ending the channel (also
 //     when the connection ends), cancels its context, sets pubsClosed
 //     under the write lock, fails the publishes still queued and only then

@@ -42,15 +42,20 @@ type loop struct {
 	// the reader may still hand over the peer's reason (see writeFailed).
 	writeErr error
 
+	// What callers queued: requests, and publishes, those before takenAt
+	// handled. Each slice takes turns with its inbox's storage.
+	reqSpare []request
+	taken    []publishReq
+	takenAt  int
+
 	// I/O goroutines.
-	readCh   chan *readBuf   // reader → loop: bytes read, in a pooled buffer
-	readErr  chan error      // reader → loop: the read error that ended it
+	readCh   chan readResult // reader → loop: bytes read, then the error that ended the reading
 	writeCh  chan writeBatch // loop → writer: bytes to write; at most one outstanding
-	wrote    chan writeBatch
-	stop     chan struct{} // closed by the loop when it ends
-	ioDone   chan struct{} // each I/O goroutine sends once as it exits
-	writerUp bool          // the writer goroutine was started
-	trimming bool          // a heartbeat tick's step: keep no large buffer
+	wrote    chan writeBatch // made with the writer, like writeCh
+	stop     chan struct{}   // closed by the loop when it ends
+	ioDone   chan struct{}   // each I/O goroutine sends once as it exits
+	writerUp bool            // the writer goroutine was started
+	trimming bool            // a heartbeat tick's step: keep no large buffer
 	writing  bool
 	inFlight int // bytes of the write in progress not yet written
 
@@ -91,10 +96,7 @@ func newLoop(c *Conn) *loop {
 		core:     sansio.NewConn(c.cfg.Core),
 		waiters:  make(map[uint64]*waiter),
 		channels: make(map[uint16]*loopChannel),
-		readCh:   make(chan *readBuf),
-		readErr:  make(chan error, 1),
-		writeCh:  make(chan writeBatch, 1),
-		wrote:    make(chan writeBatch, 1),
+		readCh:   make(chan readResult),
 		stop:     make(chan struct{}),
 		ioDone:   make(chan struct{}, 2),
 		direct:   newTryWriter(c.nc),
@@ -128,24 +130,36 @@ func (l *loop) run() {
 	l.shutdown()
 }
 
+// ready is a channel that is always ready: step waits on it in place of
+// the publishes' signal while publishes it took are still to be handled.
+var ready = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
 // step waits for one thing to happen and handles it.
 func (l *loop) step() {
 	c := l.c
-	var pubs chan publishReq
+	var pubs <-chan struct{}
 	if l.core.IsOpen() && l.outgoing() < c.cfg.MaxOutgoing {
-		pubs = c.pubs
+		pubs = c.pubs.signal
+		if l.publishesTaken() {
+			pubs = ready
+		}
 	}
 	select {
-	case rb := <-l.readCh:
-		l.receive(rb.b[:rb.n])
-		putReadBuf(rb) // the core keeps no reference to it
-	case err := <-l.readErr:
-		l.core.ConnectionLost(l.readLost(err))
-	case req := <-c.reqs:
-		l.handle(req)
-	case req := <-pubs:
-		l.publish(req)
-		l.morePublishes()
+	case r := <-l.readCh:
+		if r.rb == nil {
+			l.core.ConnectionLost(l.readLost(r.err))
+			break
+		}
+		l.receive(r.rb.b[:r.rb.n])
+		putReadBuf(r.rb) // the core keeps no reference to it
+	case <-c.reqs.signal:
+		l.handleRequests()
+	case <-pubs:
+		l.publishSome()
 	case res := <-l.wrote:
 		l.c.stats.writes.Add(1)
 		l.writeDone(res)
@@ -159,17 +173,42 @@ func (l *loop) step() {
 	}
 }
 
-// morePublishes takes the publishes already queued, up to the byte bound,
-// so that a burst costs one pass over events and one write.
-func (l *loop) morePublishes() {
-	for i := 0; i < 256 && l.outgoing() < l.c.cfg.MaxOutgoing; i++ {
-		select {
-		case req := <-l.c.pubs:
-			l.publish(req)
-		default:
-			return
-		}
+// handleRequests handles every request queued, in order.
+func (l *loop) handleRequests() {
+	reqs := l.c.reqs.take(l.reqSpare)
+	for _, req := range reqs {
+		l.handle(req)
 	}
+	clear(reqs) // an idle connection keeps no reply channel or method alive
+	l.reqSpare = reqs
+}
+
+// publishBatch is the most publishes a step handles: a burst costs one pass
+// over events and one write per batch, and a long one still lets reads and
+// requests in between.
+const publishBatch = 256
+
+// publishSome handles publishes taken from c.pubs, up to publishBatch and
+// while the outgoing bytes are under their bound. The rest wait in
+// l.taken for the next steps.
+func (l *loop) publishSome() {
+	if !l.publishesTaken() {
+		l.taken, l.takenAt = l.c.pubs.take(l.taken), 0
+	}
+	for n := 0; n < publishBatch && l.publishesTaken() && l.outgoing() < l.c.cfg.MaxOutgoing; n++ {
+		l.publishTaken()
+	}
+}
+
+// publishesTaken reports whether publishes taken from c.pubs wait.
+func (l *loop) publishesTaken() bool { return l.takenAt < len(l.taken) }
+
+// publishTaken handles the next publish of l.taken.
+func (l *loop) publishTaken() {
+	req := l.taken[l.takenAt]
+	l.taken[l.takenAt] = publishReq{}
+	l.takenAt++
+	l.publish(req)
 }
 
 // afterEach runs after every step: hand events to their receivers, start
@@ -209,6 +248,12 @@ func (l *loop) trimBuffers() {
 	l.coreSpares = slices.DeleteFunc(l.coreSpares, func(b []byte) bool { return cap(b) > keepBuffer })
 	if len(l.inbuf) == 0 && cap(l.inbuf) > keepBuffer {
 		l.inbuf = nil
+	}
+	l.reqSpare = nil
+	l.c.reqs.trim()
+	if !l.publishesTaken() {
+		l.taken, l.takenAt = nil, 0
+		l.c.pubs.trim()
 	}
 }
 
@@ -315,6 +360,8 @@ func (l *loop) flush() {
 		// Started on demand: on a TCP socket an idle connection, or one
 		// whose writes the socket always takes at once, never needs it.
 		l.writerUp = true
+		l.writeCh = make(chan writeBatch, 1)
+		l.wrote = make(chan writeBatch, 1)
 		go l.writer()
 	}
 	l.writeCh <- batch // never blocks: capacity 1 and at most one write outstanding
@@ -422,7 +469,9 @@ func (l *loop) shutdown() {
 	for _, p := range l.next.pooled {
 		l.c.putFrames(p)
 	}
-	close(l.writeCh)
+	if l.writerUp {
+		close(l.writeCh)
+	}
 	close(l.stop)
 	_ = c.nc.Close()
 	<-l.ioDone // the reader
@@ -455,18 +504,16 @@ func (l *loop) shutdown() {
 // drainRequests fails requests that were queued but never handled, and
 // returns pooled frames.
 func (l *loop) drainRequests(err error) {
-	for {
-		select {
-		case req := <-l.c.reqs:
-			if req.reply != nil {
-				req.reply <- Result{Err: err}
-			}
-		case req := <-l.c.pubs:
-			l.c.queued.release(req.weight)
-			l.c.putFrames(req.frames)
-			req.ch.settle(req.out, sansio.ConfirmFailed, err)
-		default:
-			return
+	for _, req := range l.c.reqs.close() {
+		if req.reply != nil {
+			req.reply <- Result{Err: err}
 		}
+	}
+	pubs := append(l.taken[l.takenAt:], l.c.pubs.close()...)
+	l.taken, l.takenAt = nil, 0
+	for _, req := range pubs {
+		l.c.queued.release(req.weight)
+		l.c.putFrames(req.frames)
+		req.ch.settle(req.out, sansio.ConfirmFailed, err)
 	}
 }

@@ -42,6 +42,13 @@ func putReadBuf(rb *readBuf) {
 	readPools[rb.class].Put(rb)
 }
 
+// readResult is what the reader hands the loop: a buffer of bytes read, or,
+// last, the error that ended the reading.
+type readResult struct {
+	rb  *readBuf
+	err error
+}
+
 // readSizer chooses the size class of a reader's next buffer from how full
 // its reads came back.
 type readSizer struct {
@@ -73,7 +80,7 @@ func (l *loop) reader() {
 		if rb != nil {
 			size.next(rb.n, len(rb.b))
 			select {
-			case l.readCh <- rb:
+			case l.readCh <- readResult{rb: rb}:
 			case <-l.stop:
 				putReadBuf(rb)
 				return
@@ -81,7 +88,7 @@ func (l *loop) reader() {
 		}
 		if err != nil {
 			select {
-			case l.readErr <- err:
+			case l.readCh <- readResult{err: err}:
 			case <-l.stop:
 			}
 			return

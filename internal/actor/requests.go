@@ -164,21 +164,22 @@ func (l *loop) publish(req publishReq) {
 	}
 }
 
-// publishesFirst takes the publishes already handed over, so that a close
-// or a synchronous method asked for after Publish returned goes out after
-// it: a close does not discard it, a tx.commit covers it. c.pubs and c.reqs
-// are separate channels and select picks between them at random, so
-// without this the later request could overtake. The frames are already
-// encoded and in memory, so MaxOutgoing is not checked; only what was
-// queued when the request came is taken.
+// publishesFirst handles the publishes already handed over, so that a
+// close or a synchronous method asked for after Publish returned goes out
+// after it: a close does not discard it, a tx.commit covers it. c.pubs and
+// c.reqs are separate inboxes, and the loop holds publishes back while the
+// outgoing bytes are over their bound, so without this the later request
+// could overtake. The frames are already encoded and in memory, so
+// MaxOutgoing is not checked.
 func (l *loop) publishesFirst() {
-	for n := len(l.c.pubs); n > 0; n-- {
-		select {
-		case req := <-l.c.pubs:
-			l.publish(req)
-		default:
-			return
-		}
+	l.publishAllTaken()
+	l.taken, l.takenAt = l.c.pubs.take(l.taken), 0
+	l.publishAllTaken()
+}
+
+func (l *loop) publishAllTaken() {
+	for l.publishesTaken() {
+		l.publishTaken()
 	}
 }
 

@@ -94,17 +94,20 @@ const (
 // See the package documentation for how to drive it. It is not safe for
 // concurrent use.
 type Conn struct {
-	cfg         Config
-	state       connState
-	dec         Decoder
-	out         []byte
-	queued      int // bytes of publishes held on channels (request.frames)
-	events      []Event
-	eventHead   int
-	endErr      error // why the connection ended; set with stateClosed
-	auth        Auth
-	tuning      Tuning
-	serverProps Table
+	cfg       Config
+	state     connState
+	dec       Decoder
+	out       []byte
+	queued    int // bytes of publishes held on channels (request.frames)
+	events    []Event
+	eventHead int
+	endErr    error // why the connection ended; set with stateClosed
+	auth      Auth
+	tuning    Tuning
+	// serverProps is connection.start's server-properties as on the wire:
+	// decoded, they take a few KiB per connection for its whole life, and
+	// they are rarely read.
+	serverProps []byte
 	frameLimit  uint32
 	lastRecv    time.Time
 	lastSend    time.Time
@@ -148,8 +151,16 @@ func (c *Conn) Start(now time.Time) {
 // Tuning returns the negotiated limits; valid after EventConnected.
 func (c *Conn) Tuning() Tuning { return c.tuning }
 
-// ServerProperties returns the server's properties from connection.start.
-func (c *Conn) ServerProperties() Table { return c.serverProps }
+// ServerProperties returns the server's properties from connection.start,
+// decoded afresh at each call.
+func (c *Conn) ServerProperties() Table {
+	t, _ := DecodeTable(c.serverProps) // encoded by handleStart
+	return t
+}
+
+// ServerPropertiesWire returns the server's properties as on the wire, with
+// their length prefix (see DecodeTable). The caller must not modify them.
+func (c *Conn) ServerPropertiesWire() []byte { return c.serverProps }
 
 // IsOpen reports whether the handshake finished and the connection has not
 // started closing.
@@ -275,7 +286,7 @@ func (c *Conn) ConnectionLost(err error) {
 // serverCapability reports whether the broker's connection.start announced
 // the capability name.
 func (c *Conn) serverCapability(name string) bool {
-	caps, _ := c.serverProps["capabilities"].(Table)
+	caps, _ := c.ServerProperties()["capabilities"].(Table)
 	on, _ := caps[name].(bool)
 	return on
 }
@@ -521,7 +532,10 @@ func (c *Conn) handleStart(m *ConnectionStart) {
 		c.end(&HandshakeError{Text: fmt.Sprintf("server offers AMQP %d-%d, not 0-9", m.VersionMajor, m.VersionMinor)})
 		return
 	}
-	c.serverProps = m.ServerProperties
+	// A table decoded from the wire encodes again; the clone drops the
+	// room appending left.
+	enc, _ := AppendTable(nil, m.ServerProperties)
+	c.serverProps = slices.Clone(enc)
 	c.auth = chooseAuth(c.cfg.Auth, string(m.Mechanisms))
 	if c.auth == nil {
 		var names []string

@@ -345,21 +345,43 @@ func (g *generator) methodType(m *method) {
 	g.p("")
 }
 
+// perMessage names the methods a client receives with every message. The
+// decoder keeps one value of each to decode into; the others are rare
+// (replies to declarations, handshake steps), and allocating them keeps the
+// decoder, which every connection holds, small.
+var perMessage = map[string]bool{
+	"basic.deliver":   true,
+	"basic.ack":       true,
+	"basic.nack":      true,
+	"basic.return":    true,
+	"basic.get-ok":    true,
+	"basic.get-empty": true,
+}
+
 func (g *generator) decodeSwitch(ms []*method) {
-	g.p("// methodSet holds one reusable value of every method, so that decoding")
-	g.p("// does not allocate.")
+	g.p("// methodSet holds one reusable value of each method a client receives")
+	g.p("// with every message, so that decoding them does not allocate.")
 	g.p("type methodSet struct {")
 	for _, m := range ms {
-		g.p("%s %s", lowerFirst(typeName(m)), typeName(m))
+		if perMessage[m.class.Name+"."+m.Name] {
+			g.p("%s %s", lowerFirst(typeName(m)), typeName(m))
+		}
 	}
 	g.p("}")
 	g.p("")
-	g.p("// read decodes the arguments of method id into the set's value for it.")
+	g.p("// read decodes the arguments of method id: into the set's value for it,")
+	g.p("// or a new one.")
 	g.p("func (s *methodSet) read(id MethodID, r *reader) Method {")
 	g.p("switch id {")
 	for _, m := range ms {
-		field := lowerFirst(typeName(m))
 		g.p("case %sID:", typeName(m))
+		if !perMessage[m.class.Name+"."+m.Name] {
+			g.p("m := new(%s)", typeName(m))
+			g.p("m.read(r)")
+			g.p("return m")
+			continue
+		}
+		field := lowerFirst(typeName(m))
 		g.p("s.%s = %s{}", field, typeName(m))
 		g.p("s.%s.read(r)", field)
 		g.p("return &s.%s", field)

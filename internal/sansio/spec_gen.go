@@ -2473,258 +2473,201 @@ func (m *ConfirmSelectOk) write(w *writer) {
 func (m *ConfirmSelectOk) read(r *reader) {
 }
 
-// methodSet holds one reusable value of every method, so that decoding
-// does not allocate.
+// methodSet holds one reusable value of each method a client receives
+// with every message, so that decoding them does not allocate.
 type methodSet struct {
-	connectionStart          ConnectionStart
-	connectionStartOk        ConnectionStartOk
-	connectionSecure         ConnectionSecure
-	connectionSecureOk       ConnectionSecureOk
-	connectionTune           ConnectionTune
-	connectionTuneOk         ConnectionTuneOk
-	connectionOpen           ConnectionOpen
-	connectionOpenOk         ConnectionOpenOk
-	connectionClose          ConnectionClose
-	connectionCloseOk        ConnectionCloseOk
-	connectionBlocked        ConnectionBlocked
-	connectionUnblocked      ConnectionUnblocked
-	connectionUpdateSecret   ConnectionUpdateSecret
-	connectionUpdateSecretOk ConnectionUpdateSecretOk
-	channelOpen              ChannelOpen
-	channelOpenOk            ChannelOpenOk
-	channelFlow              ChannelFlow
-	channelFlowOk            ChannelFlowOk
-	channelClose             ChannelClose
-	channelCloseOk           ChannelCloseOk
-	exchangeDeclare          ExchangeDeclare
-	exchangeDeclareOk        ExchangeDeclareOk
-	exchangeDelete           ExchangeDelete
-	exchangeDeleteOk         ExchangeDeleteOk
-	exchangeBind             ExchangeBind
-	exchangeBindOk           ExchangeBindOk
-	exchangeUnbind           ExchangeUnbind
-	exchangeUnbindOk         ExchangeUnbindOk
-	queueDeclare             QueueDeclare
-	queueDeclareOk           QueueDeclareOk
-	queueBind                QueueBind
-	queueBindOk              QueueBindOk
-	queuePurge               QueuePurge
-	queuePurgeOk             QueuePurgeOk
-	queueDelete              QueueDelete
-	queueDeleteOk            QueueDeleteOk
-	queueUnbind              QueueUnbind
-	queueUnbindOk            QueueUnbindOk
-	basicQos                 BasicQos
-	basicQosOk               BasicQosOk
-	basicConsume             BasicConsume
-	basicConsumeOk           BasicConsumeOk
-	basicCancel              BasicCancel
-	basicCancelOk            BasicCancelOk
-	basicPublish             BasicPublish
-	basicReturn              BasicReturn
-	basicDeliver             BasicDeliver
-	basicGet                 BasicGet
-	basicGetOk               BasicGetOk
-	basicGetEmpty            BasicGetEmpty
-	basicAck                 BasicAck
-	basicReject              BasicReject
-	basicRecoverAsync        BasicRecoverAsync
-	basicRecover             BasicRecover
-	basicRecoverOk           BasicRecoverOk
-	basicNack                BasicNack
-	txSelect                 TxSelect
-	txSelectOk               TxSelectOk
-	txCommit                 TxCommit
-	txCommitOk               TxCommitOk
-	txRollback               TxRollback
-	txRollbackOk             TxRollbackOk
-	confirmSelect            ConfirmSelect
-	confirmSelectOk          ConfirmSelectOk
+	basicReturn   BasicReturn
+	basicDeliver  BasicDeliver
+	basicGetOk    BasicGetOk
+	basicGetEmpty BasicGetEmpty
+	basicAck      BasicAck
+	basicNack     BasicNack
 }
 
-// read decodes the arguments of method id into the set's value for it.
+// read decodes the arguments of method id: into the set's value for it,
+// or a new one.
 func (s *methodSet) read(id MethodID, r *reader) Method {
 	switch id {
 	case ConnectionStartID:
-		s.connectionStart = ConnectionStart{}
-		s.connectionStart.read(r)
-		return &s.connectionStart
+		m := new(ConnectionStart)
+		m.read(r)
+		return m
 	case ConnectionStartOkID:
-		s.connectionStartOk = ConnectionStartOk{}
-		s.connectionStartOk.read(r)
-		return &s.connectionStartOk
+		m := new(ConnectionStartOk)
+		m.read(r)
+		return m
 	case ConnectionSecureID:
-		s.connectionSecure = ConnectionSecure{}
-		s.connectionSecure.read(r)
-		return &s.connectionSecure
+		m := new(ConnectionSecure)
+		m.read(r)
+		return m
 	case ConnectionSecureOkID:
-		s.connectionSecureOk = ConnectionSecureOk{}
-		s.connectionSecureOk.read(r)
-		return &s.connectionSecureOk
+		m := new(ConnectionSecureOk)
+		m.read(r)
+		return m
 	case ConnectionTuneID:
-		s.connectionTune = ConnectionTune{}
-		s.connectionTune.read(r)
-		return &s.connectionTune
+		m := new(ConnectionTune)
+		m.read(r)
+		return m
 	case ConnectionTuneOkID:
-		s.connectionTuneOk = ConnectionTuneOk{}
-		s.connectionTuneOk.read(r)
-		return &s.connectionTuneOk
+		m := new(ConnectionTuneOk)
+		m.read(r)
+		return m
 	case ConnectionOpenID:
-		s.connectionOpen = ConnectionOpen{}
-		s.connectionOpen.read(r)
-		return &s.connectionOpen
+		m := new(ConnectionOpen)
+		m.read(r)
+		return m
 	case ConnectionOpenOkID:
-		s.connectionOpenOk = ConnectionOpenOk{}
-		s.connectionOpenOk.read(r)
-		return &s.connectionOpenOk
+		m := new(ConnectionOpenOk)
+		m.read(r)
+		return m
 	case ConnectionCloseID:
-		s.connectionClose = ConnectionClose{}
-		s.connectionClose.read(r)
-		return &s.connectionClose
+		m := new(ConnectionClose)
+		m.read(r)
+		return m
 	case ConnectionCloseOkID:
-		s.connectionCloseOk = ConnectionCloseOk{}
-		s.connectionCloseOk.read(r)
-		return &s.connectionCloseOk
+		m := new(ConnectionCloseOk)
+		m.read(r)
+		return m
 	case ConnectionBlockedID:
-		s.connectionBlocked = ConnectionBlocked{}
-		s.connectionBlocked.read(r)
-		return &s.connectionBlocked
+		m := new(ConnectionBlocked)
+		m.read(r)
+		return m
 	case ConnectionUnblockedID:
-		s.connectionUnblocked = ConnectionUnblocked{}
-		s.connectionUnblocked.read(r)
-		return &s.connectionUnblocked
+		m := new(ConnectionUnblocked)
+		m.read(r)
+		return m
 	case ConnectionUpdateSecretID:
-		s.connectionUpdateSecret = ConnectionUpdateSecret{}
-		s.connectionUpdateSecret.read(r)
-		return &s.connectionUpdateSecret
+		m := new(ConnectionUpdateSecret)
+		m.read(r)
+		return m
 	case ConnectionUpdateSecretOkID:
-		s.connectionUpdateSecretOk = ConnectionUpdateSecretOk{}
-		s.connectionUpdateSecretOk.read(r)
-		return &s.connectionUpdateSecretOk
+		m := new(ConnectionUpdateSecretOk)
+		m.read(r)
+		return m
 	case ChannelOpenID:
-		s.channelOpen = ChannelOpen{}
-		s.channelOpen.read(r)
-		return &s.channelOpen
+		m := new(ChannelOpen)
+		m.read(r)
+		return m
 	case ChannelOpenOkID:
-		s.channelOpenOk = ChannelOpenOk{}
-		s.channelOpenOk.read(r)
-		return &s.channelOpenOk
+		m := new(ChannelOpenOk)
+		m.read(r)
+		return m
 	case ChannelFlowID:
-		s.channelFlow = ChannelFlow{}
-		s.channelFlow.read(r)
-		return &s.channelFlow
+		m := new(ChannelFlow)
+		m.read(r)
+		return m
 	case ChannelFlowOkID:
-		s.channelFlowOk = ChannelFlowOk{}
-		s.channelFlowOk.read(r)
-		return &s.channelFlowOk
+		m := new(ChannelFlowOk)
+		m.read(r)
+		return m
 	case ChannelCloseID:
-		s.channelClose = ChannelClose{}
-		s.channelClose.read(r)
-		return &s.channelClose
+		m := new(ChannelClose)
+		m.read(r)
+		return m
 	case ChannelCloseOkID:
-		s.channelCloseOk = ChannelCloseOk{}
-		s.channelCloseOk.read(r)
-		return &s.channelCloseOk
+		m := new(ChannelCloseOk)
+		m.read(r)
+		return m
 	case ExchangeDeclareID:
-		s.exchangeDeclare = ExchangeDeclare{}
-		s.exchangeDeclare.read(r)
-		return &s.exchangeDeclare
+		m := new(ExchangeDeclare)
+		m.read(r)
+		return m
 	case ExchangeDeclareOkID:
-		s.exchangeDeclareOk = ExchangeDeclareOk{}
-		s.exchangeDeclareOk.read(r)
-		return &s.exchangeDeclareOk
+		m := new(ExchangeDeclareOk)
+		m.read(r)
+		return m
 	case ExchangeDeleteID:
-		s.exchangeDelete = ExchangeDelete{}
-		s.exchangeDelete.read(r)
-		return &s.exchangeDelete
+		m := new(ExchangeDelete)
+		m.read(r)
+		return m
 	case ExchangeDeleteOkID:
-		s.exchangeDeleteOk = ExchangeDeleteOk{}
-		s.exchangeDeleteOk.read(r)
-		return &s.exchangeDeleteOk
+		m := new(ExchangeDeleteOk)
+		m.read(r)
+		return m
 	case ExchangeBindID:
-		s.exchangeBind = ExchangeBind{}
-		s.exchangeBind.read(r)
-		return &s.exchangeBind
+		m := new(ExchangeBind)
+		m.read(r)
+		return m
 	case ExchangeBindOkID:
-		s.exchangeBindOk = ExchangeBindOk{}
-		s.exchangeBindOk.read(r)
-		return &s.exchangeBindOk
+		m := new(ExchangeBindOk)
+		m.read(r)
+		return m
 	case ExchangeUnbindID:
-		s.exchangeUnbind = ExchangeUnbind{}
-		s.exchangeUnbind.read(r)
-		return &s.exchangeUnbind
+		m := new(ExchangeUnbind)
+		m.read(r)
+		return m
 	case ExchangeUnbindOkID:
-		s.exchangeUnbindOk = ExchangeUnbindOk{}
-		s.exchangeUnbindOk.read(r)
-		return &s.exchangeUnbindOk
+		m := new(ExchangeUnbindOk)
+		m.read(r)
+		return m
 	case QueueDeclareID:
-		s.queueDeclare = QueueDeclare{}
-		s.queueDeclare.read(r)
-		return &s.queueDeclare
+		m := new(QueueDeclare)
+		m.read(r)
+		return m
 	case QueueDeclareOkID:
-		s.queueDeclareOk = QueueDeclareOk{}
-		s.queueDeclareOk.read(r)
-		return &s.queueDeclareOk
+		m := new(QueueDeclareOk)
+		m.read(r)
+		return m
 	case QueueBindID:
-		s.queueBind = QueueBind{}
-		s.queueBind.read(r)
-		return &s.queueBind
+		m := new(QueueBind)
+		m.read(r)
+		return m
 	case QueueBindOkID:
-		s.queueBindOk = QueueBindOk{}
-		s.queueBindOk.read(r)
-		return &s.queueBindOk
+		m := new(QueueBindOk)
+		m.read(r)
+		return m
 	case QueuePurgeID:
-		s.queuePurge = QueuePurge{}
-		s.queuePurge.read(r)
-		return &s.queuePurge
+		m := new(QueuePurge)
+		m.read(r)
+		return m
 	case QueuePurgeOkID:
-		s.queuePurgeOk = QueuePurgeOk{}
-		s.queuePurgeOk.read(r)
-		return &s.queuePurgeOk
+		m := new(QueuePurgeOk)
+		m.read(r)
+		return m
 	case QueueDeleteID:
-		s.queueDelete = QueueDelete{}
-		s.queueDelete.read(r)
-		return &s.queueDelete
+		m := new(QueueDelete)
+		m.read(r)
+		return m
 	case QueueDeleteOkID:
-		s.queueDeleteOk = QueueDeleteOk{}
-		s.queueDeleteOk.read(r)
-		return &s.queueDeleteOk
+		m := new(QueueDeleteOk)
+		m.read(r)
+		return m
 	case QueueUnbindID:
-		s.queueUnbind = QueueUnbind{}
-		s.queueUnbind.read(r)
-		return &s.queueUnbind
+		m := new(QueueUnbind)
+		m.read(r)
+		return m
 	case QueueUnbindOkID:
-		s.queueUnbindOk = QueueUnbindOk{}
-		s.queueUnbindOk.read(r)
-		return &s.queueUnbindOk
+		m := new(QueueUnbindOk)
+		m.read(r)
+		return m
 	case BasicQosID:
-		s.basicQos = BasicQos{}
-		s.basicQos.read(r)
-		return &s.basicQos
+		m := new(BasicQos)
+		m.read(r)
+		return m
 	case BasicQosOkID:
-		s.basicQosOk = BasicQosOk{}
-		s.basicQosOk.read(r)
-		return &s.basicQosOk
+		m := new(BasicQosOk)
+		m.read(r)
+		return m
 	case BasicConsumeID:
-		s.basicConsume = BasicConsume{}
-		s.basicConsume.read(r)
-		return &s.basicConsume
+		m := new(BasicConsume)
+		m.read(r)
+		return m
 	case BasicConsumeOkID:
-		s.basicConsumeOk = BasicConsumeOk{}
-		s.basicConsumeOk.read(r)
-		return &s.basicConsumeOk
+		m := new(BasicConsumeOk)
+		m.read(r)
+		return m
 	case BasicCancelID:
-		s.basicCancel = BasicCancel{}
-		s.basicCancel.read(r)
-		return &s.basicCancel
+		m := new(BasicCancel)
+		m.read(r)
+		return m
 	case BasicCancelOkID:
-		s.basicCancelOk = BasicCancelOk{}
-		s.basicCancelOk.read(r)
-		return &s.basicCancelOk
+		m := new(BasicCancelOk)
+		m.read(r)
+		return m
 	case BasicPublishID:
-		s.basicPublish = BasicPublish{}
-		s.basicPublish.read(r)
-		return &s.basicPublish
+		m := new(BasicPublish)
+		m.read(r)
+		return m
 	case BasicReturnID:
 		s.basicReturn = BasicReturn{}
 		s.basicReturn.read(r)
@@ -2734,9 +2677,9 @@ func (s *methodSet) read(id MethodID, r *reader) Method {
 		s.basicDeliver.read(r)
 		return &s.basicDeliver
 	case BasicGetID:
-		s.basicGet = BasicGet{}
-		s.basicGet.read(r)
-		return &s.basicGet
+		m := new(BasicGet)
+		m.read(r)
+		return m
 	case BasicGetOkID:
 		s.basicGetOk = BasicGetOk{}
 		s.basicGetOk.read(r)
@@ -2750,57 +2693,57 @@ func (s *methodSet) read(id MethodID, r *reader) Method {
 		s.basicAck.read(r)
 		return &s.basicAck
 	case BasicRejectID:
-		s.basicReject = BasicReject{}
-		s.basicReject.read(r)
-		return &s.basicReject
+		m := new(BasicReject)
+		m.read(r)
+		return m
 	case BasicRecoverAsyncID:
-		s.basicRecoverAsync = BasicRecoverAsync{}
-		s.basicRecoverAsync.read(r)
-		return &s.basicRecoverAsync
+		m := new(BasicRecoverAsync)
+		m.read(r)
+		return m
 	case BasicRecoverID:
-		s.basicRecover = BasicRecover{}
-		s.basicRecover.read(r)
-		return &s.basicRecover
+		m := new(BasicRecover)
+		m.read(r)
+		return m
 	case BasicRecoverOkID:
-		s.basicRecoverOk = BasicRecoverOk{}
-		s.basicRecoverOk.read(r)
-		return &s.basicRecoverOk
+		m := new(BasicRecoverOk)
+		m.read(r)
+		return m
 	case BasicNackID:
 		s.basicNack = BasicNack{}
 		s.basicNack.read(r)
 		return &s.basicNack
 	case TxSelectID:
-		s.txSelect = TxSelect{}
-		s.txSelect.read(r)
-		return &s.txSelect
+		m := new(TxSelect)
+		m.read(r)
+		return m
 	case TxSelectOkID:
-		s.txSelectOk = TxSelectOk{}
-		s.txSelectOk.read(r)
-		return &s.txSelectOk
+		m := new(TxSelectOk)
+		m.read(r)
+		return m
 	case TxCommitID:
-		s.txCommit = TxCommit{}
-		s.txCommit.read(r)
-		return &s.txCommit
+		m := new(TxCommit)
+		m.read(r)
+		return m
 	case TxCommitOkID:
-		s.txCommitOk = TxCommitOk{}
-		s.txCommitOk.read(r)
-		return &s.txCommitOk
+		m := new(TxCommitOk)
+		m.read(r)
+		return m
 	case TxRollbackID:
-		s.txRollback = TxRollback{}
-		s.txRollback.read(r)
-		return &s.txRollback
+		m := new(TxRollback)
+		m.read(r)
+		return m
 	case TxRollbackOkID:
-		s.txRollbackOk = TxRollbackOk{}
-		s.txRollbackOk.read(r)
-		return &s.txRollbackOk
+		m := new(TxRollbackOk)
+		m.read(r)
+		return m
 	case ConfirmSelectID:
-		s.confirmSelect = ConfirmSelect{}
-		s.confirmSelect.read(r)
-		return &s.confirmSelect
+		m := new(ConfirmSelect)
+		m.read(r)
+		return m
 	case ConfirmSelectOkID:
-		s.confirmSelectOk = ConfirmSelectOk{}
-		s.confirmSelectOk.read(r)
-		return &s.confirmSelectOk
+		m := new(ConfirmSelectOk)
+		m.read(r)
+		return m
 	}
 	return nil
 }
