@@ -60,7 +60,7 @@ func (r *sockReader) read(class uint8) (*readBuf, error) {
 func (r *sockReader) readFD(fd uintptr) bool {
 	rb := getReadBuf(r.class)
 	for {
-		n, _, err := syscall.Recvfrom(int(fd), rb.b, syscall.MSG_DONTWAIT)
+		n, err := recvNoWait(int(fd), rb.b)
 		switch {
 		case errors.Is(err, syscall.EINTR):
 			continue

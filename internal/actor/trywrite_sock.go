@@ -56,7 +56,7 @@ func (w *tryWriter) write(b []byte) (int, error) {
 
 func (w *tryWriter) writeFD(fd uintptr) bool {
 	for {
-		n, err := syscall.SendmsgN(int(fd), w.buf, nil, nil, syscall.MSG_DONTWAIT)
+		n, err := sendNoWait(int(fd), w.buf)
 		switch {
 		case errors.Is(err, syscall.EINTR):
 			continue
