@@ -73,6 +73,10 @@ type loop struct {
 	tick   chan struct{}
 	armed  time.Time  // when timer fires; zero when it is not set
 	direct *tryWriter // nil: the socket cannot be written without blocking
+	// sock reads without holding a buffer while it waits, taking buffers
+	// from recycle first; nil: the reader reads with nc.Read.
+	sock    *sockReader
+	recycle recycler
 }
 
 // writeBatch is one vectored write. pooled are the publish buffers among
@@ -91,7 +95,7 @@ type writeBatch struct {
 const zeroCopyMin = 16 << 10
 
 func newLoop(c *Conn) *loop {
-	return &loop{
+	l := &loop{
 		c:        c,
 		core:     sansio.NewConn(c.cfg.Core),
 		waiters:  make(map[uint64]*waiter),
@@ -101,6 +105,8 @@ func newLoop(c *Conn) *loop {
 		ioDone:   make(chan struct{}, 2),
 		direct:   newTryWriter(c.nc),
 	}
+	l.sock = newSockReader(c.nc, &l.recycle)
+	return l
 }
 
 func (l *loop) run() {
@@ -155,7 +161,7 @@ func (l *loop) step() {
 			break
 		}
 		l.receive(r.rb.b[:r.rb.n])
-		putReadBuf(r.rb) // the core keeps no reference to it
+		l.doneReading(r.rb) // the core keeps no reference to it
 	case <-c.reqs.signal:
 		l.handleRequests()
 	case <-pubs:
@@ -171,6 +177,15 @@ func (l *loop) step() {
 	case <-c.ctx.Done():
 		l.core.ConnectionLost(context.Cause(c.ctx))
 	}
+}
+
+// doneReading returns a read buffer once its bytes are received.
+func (l *loop) doneReading(rb *readBuf) {
+	if l.sock != nil {
+		l.recycle.give(rb)
+		return
+	}
+	putReadBuf(rb)
 }
 
 // handleRequests handles every request queued, in order.

@@ -3,6 +3,7 @@ package actor
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // Read buffers are sized to the traffic and shared by every connection of
@@ -11,7 +12,8 @@ import (
 // 64 KiB per connection. A reader starts at the smallest size, doubles the
 // size while reads fill its buffer (more was waiting), and halves it while
 // they use under a quarter. The loop returns each buffer to the shared pool
-// once the core has taken its bytes.
+// (or straight to a busy reader, see recycler) once the core has taken its
+// bytes.
 const (
 	minReadShift = 12 // 4 KiB
 	maxReadShift = 16 // 64 KiB
@@ -28,9 +30,34 @@ type readBuf struct {
 // readPools holds the free buffers of each size class, from 4 KiB to 64
 // KiB. A sync.Pool lets the garbage collector take back the buffers of
 // connections that went idle.
-var readPools [maxReadShift - minReadShift + 1]sync.Pool
+var readPools [readClasses]sync.Pool
+
+const readClasses = maxReadShift - minReadShift + 1
+
+// readSpares keeps a few free buffers of each class out of the garbage
+// collector's reach, in front of readPools: every collection empties a
+// sync.Pool, and bulk traffic of large messages runs one every few
+// messages; refilling the pool allocates new buffers and the pool's own
+// per-P arrays. They hold at most sparesPerClass buffers per class, under
+// 500 KiB for the process whatever its number of connections.
+var readSpares [readClasses]struct {
+	mu   sync.Mutex
+	free []*readBuf
+}
+
+const sparesPerClass = 4
 
 func getReadBuf(class uint8) *readBuf {
+	sp := &readSpares[class]
+	sp.mu.Lock()
+	if n := len(sp.free); n > 0 {
+		rb := sp.free[n-1]
+		sp.free[n-1] = nil
+		sp.free = sp.free[:n-1]
+		sp.mu.Unlock()
+		return rb
+	}
+	sp.mu.Unlock()
 	if rb, ok := readPools[class].Get().(*readBuf); ok {
 		return rb
 	}
@@ -39,6 +66,14 @@ func getReadBuf(class uint8) *readBuf {
 
 func putReadBuf(rb *readBuf) {
 	rb.n = 0
+	sp := &readSpares[rb.class]
+	sp.mu.Lock()
+	if len(sp.free) < sparesPerClass {
+		sp.free = append(sp.free, rb)
+		sp.mu.Unlock()
+		return
+	}
+	sp.mu.Unlock()
 	readPools[rb.class].Put(rb)
 }
 
@@ -47,6 +82,48 @@ func putReadBuf(rb *readBuf) {
 type readResult struct {
 	rb  *readBuf
 	err error
+}
+
+// readerWaiting marks the recycling slot of a reader that waits for its
+// socket.
+var readerWaiting = new(readBuf)
+
+// recycler hands read buffers from the loop straight back to its reader
+// while the reader is busy. Through the shared pool alone, buffers put on
+// the loop's P and taken on the reader's make the pool add and drop chain
+// segments: an allocation every few reads under bulk traffic. While the
+// reader waits for its socket the slot holds readerWaiting, and the loop
+// returns buffers to the pool: an idle connection holds none.
+type recycler struct {
+	slot atomic.Pointer[readBuf]
+}
+
+// give takes back a buffer the loop is done with.
+func (r *recycler) give(rb *readBuf) {
+	rb.n = 0
+	if !r.slot.CompareAndSwap(nil, rb) {
+		putReadBuf(rb)
+	}
+}
+
+// get returns a buffer of the class for the reader, the one given back if
+// it has that class.
+func (r *recycler) get(class uint8) *readBuf {
+	if rb := r.slot.Swap(nil); rb != nil && rb != readerWaiting {
+		if rb.class == class {
+			return rb
+		}
+		putReadBuf(rb)
+	}
+	return getReadBuf(class)
+}
+
+// wait is called by the reader before it waits for its socket: from then
+// until its next get, buffers go back to the pool.
+func (r *recycler) wait() {
+	if rb := r.slot.Swap(readerWaiting); rb != nil && rb != readerWaiting {
+		putReadBuf(rb)
+	}
 }
 
 // readSizer chooses the size class of a reader's next buffer from how full
@@ -65,14 +142,14 @@ func (s *readSizer) next(n, size int) {
 }
 
 // reader only reads: it hands each chunk to the loop, which returns the
-// buffer to the pool. Where the socket allows (TCP and Unix sockets), it
+// buffer to the pool or, for a sockReader, to its recycler. Where the socket allows (TCP and Unix sockets), it
 // waits for data without holding a buffer; elsewhere (TLS, pipes) it holds
 // one of the current size during the read.
 func (l *loop) reader() {
 	defer func() { l.ioDone <- struct{}{} }()
 	read := blockingReader(l.c.nc)
-	if sr := newSockReader(l.c.nc); sr != nil {
-		read = sr.read
+	if l.sock != nil {
+		read = l.sock.read
 	}
 	var size readSizer
 	for {

@@ -40,13 +40,30 @@ func TestReadBuffersComeInTheirSizeClass(t *testing.T) {
 	}
 }
 
+func TestRecyclerHandsBuffersBackOnlyToABusyReader(t *testing.T) {
+	var r recycler
+	rb := r.get(0)
+	r.give(rb)
+	require.Same(t, rb, r.get(0), "a busy reader gets the buffer back")
+	r.give(rb)
+	larger := r.get(1)
+	require.Len(t, larger.b, 8<<10, "a buffer of another size goes to the pool")
+	require.Nil(t, r.slot.Load())
+
+	r.wait()
+	r.give(larger)
+	require.Same(t, readerWaiting, r.slot.Load(), "a waiting reader's buffers go to the pool")
+	r.get(1)
+	require.Nil(t, r.slot.Load(), "awake again")
+}
+
 func TestSockReaderOnlyForSocketsWithADescriptor(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	require.Nil(t, newSockReader(a))
+	require.Nil(t, newSockReader(a, nil))
 	client, _ := fakebroker.TCPPair(t)
-	require.Equal(t, tryWriteSupported, newSockReader(client) != nil)
+	require.Equal(t, tryWriteSupported, newSockReader(client, &recycler{}) != nil)
 }
 
 // An idle connection's reader waits for the socket without a buffer: the
@@ -56,13 +73,16 @@ func TestSockReaderWaitsWithoutABuffer(t *testing.T) {
 		t.Skip("no descriptor reads on " + runtime.GOOS)
 	}
 	client, server := fakebroker.TCPPair(t)
-	r := newSockReader(client)
+	var recycle recycler
+	r := newSockReader(client, &recycle)
+	recycle.give(getReadBuf(0)) // as if the loop had just handed one back
 	raw, err := client.SyscallConn()
 	require.NoError(t, err)
 	var done bool
 	require.NoError(t, raw.Control(func(fd uintptr) { done = r.readFD(fd) }))
 	require.False(t, done, "nothing to read: wait for the socket")
 	require.Nil(t, r.rb, "holding no buffer")
+	require.Same(t, readerWaiting, recycle.slot.Load(), "nor keeping one to recycle")
 
 	_, err = server.Write([]byte("frame"))
 	require.NoError(t, err)
@@ -82,7 +102,7 @@ func TestSockReaderReportsTheSocketsErrorAndDeadline(t *testing.T) {
 		t.Skip("no descriptor reads on " + runtime.GOOS)
 	}
 	client, server := fakebroker.TCPPair(t)
-	r := newSockReader(client)
+	r := newSockReader(client, &recycler{})
 	require.NoError(t, client.SetReadDeadline(time.Now().Add(time.Millisecond)))
 	rb, err := r.read(0)
 	require.Nil(t, rb)

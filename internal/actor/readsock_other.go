@@ -8,6 +8,6 @@ import "net"
 // waits.
 type sockReader struct{}
 
-func newSockReader(net.Conn) *sockReader { return nil }
+func newSockReader(net.Conn, *recycler) *sockReader { return nil }
 
 func (*sockReader) read(uint8) (*readBuf, error) { return nil, nil }

@@ -24,15 +24,17 @@ type sockReader struct {
 	raw syscall.RawConn
 	// The read in progress, kept here so that the callback handed to
 	// raw.Read is made once and each read allocates nothing.
-	class  uint8
-	rb     *readBuf
-	err    error
-	readFn func(fd uintptr) bool
+	class   uint8
+	rb      *readBuf
+	err     error
+	readFn  func(fd uintptr) bool
+	recycle *recycler // buffers the loop handed back
 }
 
-// newSockReader returns a sockReader for nc, or nil when nc does not
-// expose its descriptor (TLS, pipes, wrappers).
-func newSockReader(nc net.Conn) *sockReader {
+// newSockReader returns a sockReader for nc that takes its buffers from
+// recycle first, or nil when nc does not expose its descriptor (TLS, pipes,
+// wrappers).
+func newSockReader(nc net.Conn, recycle *recycler) *sockReader {
 	switch nc.(type) {
 	case *net.TCPConn, *net.UnixConn:
 	default:
@@ -42,7 +44,7 @@ func newSockReader(nc net.Conn) *sockReader {
 	if err != nil {
 		return nil
 	}
-	r := &sockReader{nc: nc, raw: raw}
+	r := &sockReader{nc: nc, raw: raw, recycle: recycle}
 	r.readFn = r.readFD
 	return r
 }
@@ -58,7 +60,7 @@ func (r *sockReader) read(class uint8) (*readBuf, error) {
 }
 
 func (r *sockReader) readFD(fd uintptr) bool {
-	rb := getReadBuf(r.class)
+	rb := r.recycle.get(r.class)
 	for {
 		n, err := recvNoWait(int(fd), rb.b)
 		switch {
@@ -66,6 +68,7 @@ func (r *sockReader) readFD(fd uintptr) bool {
 			continue
 		case errors.Is(err, syscall.EAGAIN):
 			putReadBuf(rb)
+			r.recycle.wait()
 			return false // wait until readable, holding no buffer
 		case err != nil:
 			putReadBuf(rb)
