@@ -47,10 +47,17 @@
 //		return err // nacked, returned, or the channel ended: publish again
 //	}
 //
-// Publish returns as soon as the message is handed to the connection; wait
-// for many confirmations at once by publishing first and waiting after, or
-// read Channel.Confirmations. Without confirm mode Publish returns a nil
-// *Confirmation, whose methods report ErrNotConfirmMode.
+// Publish returns as soon as the message is handed to the connection and
+// the connection no longer needs the body: the caller may then reuse it. A
+// body of 256 KiB or more, on a plain TCP or Unix socket (Linux, amd64 and
+// arm64), is written to the socket from the caller's memory, not copied,
+// and Publish returns once it is written; if its context ends first, it
+// copies the part not yet written and returns nil: the message is still
+// sent whole, since the frames before it are already on the wire. Smaller
+// bodies, and every body over TLS, are copied and Publish returns at once.
+// Wait for many confirmations at once by publishing first and waiting
+// after, or read Channel.Confirmations. Without confirm mode Publish
+// returns a nil *Confirmation, whose methods report ErrNotConfirmMode.
 //
 // # Consuming
 //
@@ -117,8 +124,10 @@
 //     usable;
 //   - Ack, Nack, Reject and Publish take effect once they returned nil:
 //     their context bounds only the wait to be handed over (and, for
-//     Publish, for room to send). A Confirmation still reports the outcome
-//     of a publish after Publish's context has ended.
+//     Publish, for room to send, and for a large body to be written: one
+//     not written when the context ends is copied and still sent). A
+//     Confirmation still reports the outcome of a publish after Publish's
+//     context has ended.
 //
 // The context never ends the channel: a broker that never answers leaves
 // later synchronous calls on that channel held (each says so when its own
@@ -236,7 +245,9 @@
 //     also matches ErrConnectionClosed): the broker may or may not have the
 //     message. It is never reported as acked or nacked, and never published
 //     again, unless Recovery.RepublishUnconfirmed opts in to at-least-once
-//     publishing;
+//     publishing. A Publish still writing its large body when the socket
+//     is lost returns nil at once: it was handed over, and its
+//     Confirmation reports as above;
 //   - delivery tags keep growing across a recovery. A Delivery received
 //     before it can no longer be acknowledged: Ack, Nack and Reject fail
 //     with ErrStaleDelivery (matching ErrChannelClosed), never touching

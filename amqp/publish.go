@@ -44,7 +44,10 @@ type Publishing struct {
 	// it; see Confirmation.Returned and Channel.Returns.
 	Mandatory bool
 	Properties
-	Body []byte // sent as is; Publish does not keep it after it returns
+	// Body is sent as is. Publish does not keep it after it returns, so
+	// the caller may reuse it then; a large body may be written from
+	// where it is while Publish runs (see Channel.Publish).
+	Body []byte
 }
 
 // ErrNacked is the error of a publish that the broker nacked: it could not
@@ -200,7 +203,16 @@ func (ch *Channel) Confirm(ctx context.Context) error {
 // When Publish returns an error, the message was not sent. When it returns
 // nil, the message was handed to the connection and will be written unless
 // the channel or connection ends first (a publish racing the broker's
-// channel.close is lost, as it would be on the wire). On a channel in
+// channel.close is lost, as it would be on the wire).
+//
+// Publish returns once the connection no longer refers to p.Body. A body
+// of 256 KiB or more on a plain TCP or Unix socket (on Linux, amd64 and
+// arm64) is not copied: it is written from the caller's memory, and
+// Publish returns once the socket has taken it. When ctx ends before that,
+// Publish copies what the socket has not taken and returns nil: the
+// message is still sent whole, since a message cut short would break the
+// connection's frames. Smaller bodies, and all bodies on other transports
+// (TLS), are copied, and Publish returns without waiting for the socket. On a channel in
 // confirm mode the returned Confirmation reports what the broker did with
 // it, including that loss, also after ctx ends; otherwise it is nil, and
 // its methods report ErrNotConfirmMode. A channel that has ended refuses

@@ -317,6 +317,12 @@ func (p *Outcome) settle(outcome sansio.Confirm, err error) {
 // When it returns nil the message was handed to the connection; a later
 // failure reaches pub (when the channel is in confirm mode). When it returns
 // an error, the message was not sent; a ctx already done sends nothing.
+//
+// Publish returns once the connection no longer refers to body: the caller
+// may then reuse it. A body of lendMin bytes or more, on a socket that
+// allows it, is written from where it is rather than copied, and Publish
+// waits for that write; when ctx ends first, it copies what is left to
+// write and returns nil: the message is still sent whole.
 func (ch *Channel) Publish(ctx context.Context, m *sansio.BasicPublish, props *sansio.Properties, body []byte, pub *Outcome) error {
 	c := ch.conn
 	if ctx.Err() != nil {
@@ -332,30 +338,71 @@ func (ch *Channel) Publish(ctx context.Context, m *sansio.BasicPublish, props *s
 	if err := ch.flow.wait(ctx, ch.ctx.Done(), ch.Err); err != nil {
 		return err
 	}
-	frames := c.getFrames(publishSize(m, props, body, c.tuning.FrameMax))
-	out, err := sansio.AppendPublish(*frames, ch.id, m, props, body, c.tuning.FrameMax)
+	frames, ln, err := c.encodePublish(ch.id, m, props, body)
 	if err != nil {
-		c.putFrames(frames)
 		return err
 	}
-	*frames = out
 	// The weight is the memory held, not the bytes to send: the budget is
-	// the only bound on how many publishes wait for the loop.
-	weight := int64(min(cap(out), c.cfg.MaxOutgoing))
+	// the only bound on how many publishes wait for the loop. A lent body
+	// counts, as it would copied: it is memory the connection refers to.
+	weight := int64(min(cap(*frames)+lentSize(ln), c.cfg.MaxOutgoing))
 	if err := c.queued.acquire(ctx, ch.ctx.Done(), weight); err != nil {
-		c.putFrames(frames)
+		c.dropEncoded(frames, ln)
 		if errors.Is(err, errBudgetEnd) {
 			return ch.Err()
 		}
 		return context.Cause(ctx)
 	}
-	req := publishReq{ch: ch, frames: frames, out: pub, m: *m, weight: weight}
+	req := publishReq{ch: ch, frames: frames, out: pub, m: *m, weight: weight, loan: ln}
 	if err := c.handOver(ctx, ch, req); err != nil {
 		c.queued.release(weight)
-		c.putFrames(frames)
+		c.dropEncoded(frames, ln)
 		return err
 	}
+	if ln != nil {
+		c.awaitLoan(ctx, ln)
+	}
 	return nil
+}
+
+// encodePublish encodes a publish into a pooled buffer: all its frames,
+// or, for a body to lend, all but the body's own bytes.
+func (c *Conn) encodePublish(id uint16, m *sansio.BasicPublish, props *sansio.Properties, body []byte) (*[]byte, *loan, error) {
+	frameMax := c.tuning.FrameMax
+	if !c.lends || len(body) < lendMin {
+		frames := c.getFrames(publishSize(m, props, body, frameMax))
+		out, err := sansio.AppendPublish(*frames, id, m, props, body, frameMax)
+		if err != nil {
+			c.putFrames(frames)
+			return nil, nil, err
+		}
+		*frames = out
+		return frames, nil, nil
+	}
+	frames := c.getFrames(publishSize(m, props, body, frameMax) - len(body))
+	out, head, err := sansio.AppendPublishFraming(*frames, id, m, props, len(body), frameMax)
+	if err != nil {
+		c.putFrames(frames)
+		return nil, nil, err
+	}
+	*frames = out
+	return frames, newLoan(body, head, frameMax), nil
+}
+
+// dropEncoded gives back what encodePublish made, for a publish that was
+// not handed over.
+func (c *Conn) dropEncoded(frames *[]byte, ln *loan) {
+	c.putFrames(frames)
+	if ln != nil {
+		loans.Put(ln)
+	}
+}
+
+func lentSize(ln *loan) int {
+	if ln == nil {
+		return 0
+	}
+	return len(ln.body)
 }
 
 // handOver gives a publish to the loop, unless the channel has ended.

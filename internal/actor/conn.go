@@ -95,6 +95,13 @@ type Conn struct {
 	queued         *budget
 	framePool      sync.Pool
 	largeFramePool sync.Pool
+
+	// lends is set when the socket takes vectored writes without blocking
+	// (see vecWriter): Publish then lends bodies of lendMin bytes or more
+	// instead of copying them. lendMu guards lent bodies and the writes
+	// that refer to them (see loan). Set before the loop starts.
+	lends  bool
+	lendMu sync.Mutex
 }
 
 // Blocking is the state a connection.blocked (Blocked, with the broker's
@@ -145,6 +152,9 @@ type publishReq struct {
 	out    *Outcome // nil: nobody waits for the outcome
 	m      sansio.BasicPublish
 	weight int64 // of c.queued, held until the loop takes the publish
+	// loan, when set, is the body, which frames lack: they hold the
+	// framing around it (see sansio.AppendPublishFraming).
+	loan *loan
 }
 
 // Dial runs the handshake over nc and returns the open connection. nc is

@@ -25,6 +25,14 @@
 //     when the connection ends), cancels its context, sets pubsClosed
 //     under the write lock, fails the publishes still queued and only then
 //     closes Outcomes. So every publish Publish accepted gets an outcome.
+//   - A body of lendMin bytes or more is lent, not copied, on a socket
+//     that takes vectored writes without blocking (see loan, vecWriter):
+//     the write refers to the caller's memory and Publish waits until the
+//     loop repays the loan (written, copied or dropped; once per loan).
+//     Conn.lendMu settles a publisher giving up against the write: the
+//     writes hold it around each system call only, and the publisher,
+//     holding it, copies what is left of its body and points the write at
+//     the copy.
 //   - A Mailbox belongs to the loop on the pushing side and to one
 //     consumer on the taking side; its lock is held only to move a batch.
 package actor

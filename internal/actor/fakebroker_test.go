@@ -37,7 +37,7 @@ func tcpConn(t *testing.T, cfg Config, script func(b *fakebroker.Broker)) *Conn 
 
 // scriptedConn dials a Conn over client while script plays the broker on
 // server; the Conn is closed and the script awaited at the end of the test.
-func scriptedConn(t *testing.T, cfg Config, client, server net.Conn, script func(b *fakebroker.Broker)) (*Conn, <-chan struct{}) {
+func scriptedConn(t testing.TB, cfg Config, client, server net.Conn, script func(b *fakebroker.Broker)) (*Conn, <-chan struct{}) {
 	t.Helper()
 	scriptDone := fakebroker.Start(t, server, script)
 	if cfg.Core.Auth == nil {

@@ -49,20 +49,24 @@ type loop struct {
 	takenAt  int
 
 	// I/O goroutines.
-	readCh   chan readResult // reader → loop: bytes read, then the error that ended the reading
-	writeCh  chan writeBatch // loop → writer: bytes to write; at most one outstanding
-	wrote    chan writeBatch // made with the writer, like writeCh
-	stop     chan struct{}   // closed by the loop when it ends
-	ioDone   chan struct{}   // each I/O goroutine sends once as it exits
-	writerUp bool            // the writer goroutine was started
-	trimming bool            // a heartbeat tick's step: keep no large buffer
+	readCh   chan readResult  // reader → loop: bytes read, then the error that ended the reading
+	writeCh  chan *writeBatch // loop → writer: bytes to write; at most one outstanding
+	wrote    chan *writeBatch // made with the writer, like writeCh
+	stop     chan struct{}    // closed by the loop when it ends
+	ioDone   chan struct{}    // each I/O goroutine sends once as it exits
+	writerUp bool             // the writer goroutine was started
+	trimming bool             // a heartbeat tick's step: keep no large buffer
 	writing  bool
 	inFlight int // bytes of the write in progress not yet written
 
 	// next collects, in order, what the next write sends: the core's
-	// outgoing bytes and, without a copy, the frames of large publishes.
-	next       writeBatch
-	spare      writeBatch // the slices of the last batch written, emptied for reuse
+	// outgoing bytes and, without a copy, the frames of large publishes
+	// and the bodies lent by their publishers. Two batches take turns, one
+	// being written while the other fills: spare is the one last written,
+	// emptied, while no write is in progress.
+	next       *writeBatch
+	spare      *writeBatch
+	batches    [2]writeBatch // what next and spare point to
 	nextBytes  int
 	coreSpares [][]byte // the core's written buffers, to append to again
 	// timer signals tick at the core's deadline. It is a function timer:
@@ -73,6 +77,7 @@ type loop struct {
 	tick   chan struct{}
 	armed  time.Time  // when timer fires; zero when it is not set
 	direct *tryWriter // nil: the socket cannot be written without blocking
+	vec    *vecWriter // nil: no vectored writes without blocking; nothing is lent
 	// sock reads without holding a buffer while it waits, taking buffers
 	// from recycle first; nil: the reader reads with nc.Read.
 	sock    *sockReader
@@ -81,12 +86,30 @@ type loop struct {
 
 // writeBatch is one vectored write. pooled are the publish buffers among
 // bufs, returned to their pool once written; core are the core's buffers,
-// reused for its later frames.
+// reused for its later frames; loans are the lent bodies among bufs, repaid
+// once written. While a batch holding loans is written, bufs is guarded by
+// Conn.lendMu (see loan).
 type writeBatch struct {
 	bufs   net.Buffers
+	cur    int // with vecWriter: bufs[:cur] are written, bufs[cur] is what is left of its buffer
 	pooled []*[]byte
 	core   [][]byte
+	loans  []*loan
 	err    error
+}
+
+// written reports whether vecWriter has written all of b.
+func (b *writeBatch) written() bool { return b.cur == len(b.bufs) }
+
+// advance moves b past n bytes written.
+func (b *writeBatch) advance(n int) {
+	for b.cur < len(b.bufs) && n >= len(b.bufs[b.cur]) {
+		n -= len(b.bufs[b.cur])
+		b.cur++
+	}
+	if n > 0 {
+		b.bufs[b.cur] = b.bufs[b.cur][n:]
+	}
 }
 
 // zeroCopyMin is the size from which a publish's frames are written from
@@ -95,6 +118,8 @@ type writeBatch struct {
 const zeroCopyMin = 16 << 10
 
 func newLoop(c *Conn) *loop {
+	vec := newVecWriter(c.nc, &c.lendMu)
+	c.lends = vec != nil
 	l := &loop{
 		c:        c,
 		core:     sansio.NewConn(c.cfg.Core),
@@ -104,8 +129,10 @@ func newLoop(c *Conn) *loop {
 		stop:     make(chan struct{}),
 		ioDone:   make(chan struct{}, 2),
 		direct:   newTryWriter(c.nc),
+		vec:      vec,
 	}
 	l.sock = newSockReader(c.nc, &l.recycle)
+	l.next, l.spare = &l.batches[0], &l.batches[1]
 	return l
 }
 
@@ -356,11 +383,22 @@ func (l *loop) flush() {
 		return
 	}
 	batch := l.next
-	l.next, l.spare = l.spare, writeBatch{}
+	l.next, l.spare = l.spare, nil
 	l.writing = true
 	l.c.stats.bytesOut.Add(uint64(l.nextBytes))
 	l.inFlight, l.nextBytes = l.nextBytes, 0
-	if l.direct != nil && len(batch.bufs) == 1 {
+	l.lend(batch)
+	switch {
+	case l.vec != nil:
+		l.c.stats.writes.Add(1)
+		n, err := l.vec.try(batch)
+		if batch.written() || err != nil {
+			batch.err = err
+			l.writeDone(batch)
+			return
+		}
+		l.inFlight -= n
+	case l.direct != nil && len(batch.bufs) == 1:
 		l.c.stats.writes.Add(1)
 		n, err := l.direct.write(batch.bufs[0])
 		if n == len(batch.bufs[0]) || err != nil {
@@ -375,16 +413,17 @@ func (l *loop) flush() {
 		// Started on demand: on a TCP socket an idle connection, or one
 		// whose writes the socket always takes at once, never needs it.
 		l.writerUp = true
-		l.writeCh = make(chan writeBatch, 1)
-		l.wrote = make(chan writeBatch, 1)
+		l.writeCh = make(chan *writeBatch, 1)
+		l.wrote = make(chan *writeBatch, 1)
 		go l.writer()
 	}
 	l.writeCh <- batch // never blocks: capacity 1 and at most one write outstanding
 }
 
-func (l *loop) writeDone(res writeBatch) {
+func (l *loop) writeDone(res *writeBatch) {
 	l.writing = false
 	l.inFlight = 0
+	l.c.repay(res.loans...)
 	for _, p := range res.pooled {
 		l.c.putFrames(p)
 	}
@@ -398,9 +437,12 @@ func (l *loop) writeDone(res writeBatch) {
 	clear(res.bufs[:cap(res.bufs)])
 	clear(res.pooled)
 	clear(res.core)
-	l.spare = writeBatch{bufs: res.bufs[:0], pooled: res.pooled[:0], core: res.core[:0]}
-	if res.err != nil {
-		l.writeFailed(res.err)
+	clear(res.loans)
+	err := res.err
+	*res = writeBatch{bufs: res.bufs[:0], pooled: res.pooled[:0], core: res.core[:0], loans: res.loans[:0]}
+	l.spare = res
+	if err != nil {
+		l.writeFailed(err)
 	}
 }
 
@@ -450,9 +492,12 @@ func (l *loop) writer() {
 	// would otherwise escape to the heap on every write.
 	var bufs net.Buffers
 	for batch := range l.writeCh {
-		if len(batch.bufs) == 1 {
+		switch {
+		case l.vec != nil:
+			batch.err = l.vec.writeAll(batch)
+		case len(batch.bufs) == 1:
 			_, batch.err = l.c.nc.Write(batch.bufs[0])
-		} else {
+		default:
 			bufs = batch.bufs
 			_, batch.err = bufs.WriteTo(l.c.nc)
 			bufs = nil
@@ -484,6 +529,7 @@ func (l *loop) shutdown() {
 	for _, p := range l.next.pooled {
 		l.c.putFrames(p)
 	}
+	l.c.repay(l.next.loans...)
 	if l.writerUp {
 		close(l.writeCh)
 	}
@@ -529,6 +575,7 @@ func (l *loop) drainRequests(err error) {
 	for _, req := range pubs {
 		l.c.queued.release(req.weight)
 		l.c.putFrames(req.frames)
+		l.c.repay(req.loan)
 		req.ch.settle(req.out, sansio.ConfirmFailed, err)
 	}
 }

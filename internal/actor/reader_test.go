@@ -138,9 +138,9 @@ func TestHeartbeatTickLetsGoOfLargeBuffers(t *testing.T) {
 	// not kept either.
 	l.coreSpares = nil
 	l.trimming = true
-	l.writeDone(writeBatch{core: [][]byte{make([]byte, 8, 4<<20)}})
+	l.writeDone(&writeBatch{core: [][]byte{make([]byte, 8, 4<<20)}})
 	require.Empty(t, l.coreSpares)
 	l.trimming = false
-	l.writeDone(writeBatch{core: [][]byte{make([]byte, 8, 4<<20)}})
+	l.writeDone(&writeBatch{core: [][]byte{make([]byte, 8, 4<<20)}})
 	require.Len(t, l.coreSpares, 1, "between ticks a large buffer serves the next burst")
 }

@@ -134,19 +134,27 @@ func (l *loop) publish(req publishReq) {
 		// Its channel ended after Publish handed it over; the number may
 		// already belong to a new channel, which must not send it.
 		l.c.putFrames(req.frames)
+		l.c.repay(req.loan)
 		req.ch.settle(req.out, sansio.ConfirmFailed, req.ch.errOrClosed())
 		return
+	}
+	if req.loan != nil && l.core.PublishWaits(req.ch.id) {
+		l.unlend(&req)
 	}
 	frames := *req.frames
 	var ref any // a nil *Outcome is not a nil ref
 	if req.out != nil {
 		ref = req.out
 	}
-	seq, borrowed, err := l.core.Publish(req.ch.id, &req.m, frames, ref, len(frames) >= zeroCopyMin)
-	if borrowed {
+	seq, borrowed, err := l.core.Publish(req.ch.id, &req.m, frames, ref, req.loan != nil || len(frames) >= zeroCopyMin)
+	switch {
+	case borrowed && req.loan != nil:
+		l.queueLoan(req) // repaid once written
+	case borrowed:
 		l.queueFrames(req.frames) // returned to the pool once written
-	} else {
+	default: // copied, or refused
 		l.c.putFrames(req.frames)
+		l.c.repay(req.loan)
 	}
 	if err != nil {
 		req.ch.settle(req.out, sansio.ConfirmFailed, err)

@@ -253,6 +253,11 @@ func (c *Conn) Awaiting(id uint16) (MethodID, bool) {
 // any queued later. A publish that must wait behind no-wait methods,
 // themselves waiting for an earlier request's reply, is always copied: it
 // must not overtake the exchange.declare it may need.
+//
+// A driver that writes the body from the caller's memory passes, with
+// borrow set, the output of AppendPublishFraming: Publish reads only the
+// method frame and the content header. It must first make sure, with
+// PublishWaits, that the publish will not be copied.
 func (c *Conn) Publish(id uint16, m *BasicPublish, frames []byte, ref any, borrow bool) (seq uint64, borrowed bool, err error) {
 	if err := c.publishable(id); err != nil {
 		return 0, false, err
@@ -271,6 +276,11 @@ func (c *Conn) Publish(id uint16, m *BasicPublish, frames []byte, ref any, borro
 	c.out = append(c.out, frames...)
 	return c.published(id, m, bodySize, ref), false, nil
 }
+
+// PublishWaits reports whether a publish on channel id now would wait
+// behind no-wait methods (see Publish): Publish would copy its frames
+// whatever borrow says, so they must hold the whole body.
+func (c *Conn) PublishWaits(id uint16) bool { return c.mustQueue(id) }
 
 // mustQueue reports whether a publish on channel id now would wait behind
 // no-wait methods that are themselves waiting for an earlier request's

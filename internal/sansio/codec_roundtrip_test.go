@@ -450,3 +450,37 @@ func TestCodecBodyFrames(t *testing.T) {
 		require.Equal(t, body, f.Payload)
 	}
 }
+
+// The framing of a publish, with the body's chunks put between its pieces
+// as AppendPublishFraming documents, is exactly what AppendPublish encodes.
+func TestCodecPublishFramingAroundTheBody(t *testing.T) {
+	m := &BasicPublish{Exchange: "x", RoutingKey: "k"}
+	props := &Properties{ContentType: "text/plain"}
+	for _, frameMax := range []uint32{0, 4096, 4097, 131072} {
+		for _, size := range []int{0, 1, 4087, 4088, 4089, 3 * 4088, 300 << 10} {
+			body := make([]byte, size)
+			for i := range body {
+				body[i] = byte(i * 7)
+			}
+			want, err := AppendPublish([]byte{0xee}, 3, m, props, body, frameMax)
+			require.NoError(t, err)
+			framing, head, err := AppendPublishFraming([]byte{0xee}, 3, m, props, size, frameMax)
+			require.NoError(t, err)
+			chunk := BodyChunk(size, frameMax)
+			got := append([]byte(nil), framing[:1+head]...)
+			rest := framing[1+head:]
+			for b := body; len(b) > 0; {
+				n := min(chunk, len(b))
+				got = append(got, rest[:7]...)
+				got = append(got, b[:n]...)
+				rest, b = rest[7:], b[n:]
+				got = append(got, rest[0])
+				rest = rest[1:]
+			}
+			require.Empty(t, rest, "frameMax %d, body %d", frameMax, size)
+			require.Equal(t, want, got, "frameMax %d, body %d", frameMax, size)
+		}
+	}
+	_, _, err := AppendPublishFraming(nil, 3, m, &Properties{Headers: Table{"h": strings.Repeat("x", 5000)}}, 1, 4096)
+	requireCodecError(t, err, FrameError)
+}

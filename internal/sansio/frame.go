@@ -132,10 +132,7 @@ func AppendContentHeaderFrame(dst []byte, channel uint16, classID uint16, bodySi
 // A frameMax of 0, or one too small to carry a body octet (which the spec's
 // minimum of 4096 rules out), puts the whole body in one frame.
 func AppendBodyFrames(dst []byte, channel uint16, body []byte, frameMax uint32) []byte {
-	chunk := len(body)
-	if frameMax > frameOverhead {
-		chunk = int(frameMax) - frameOverhead
-	}
+	chunk := BodyChunk(len(body), frameMax)
 	for len(body) > 0 {
 		n := min(chunk, len(body))
 		var start int
@@ -145,6 +142,47 @@ func AppendBodyFrames(dst []byte, channel uint16, body []byte, frameMax uint32) 
 		body = body[n:]
 	}
 	return dst
+}
+
+// BodyChunk is the payload size of the body frames AppendBodyFrames makes
+// for frameMax: the whole body (n) when frameMax leaves no room for a
+// chunk.
+func BodyChunk(n int, frameMax uint32) int {
+	if frameMax > frameOverhead {
+		return int(frameMax) - frameOverhead
+	}
+	return max(n, 1)
+}
+
+// AppendPublishFraming appends what AppendPublish would, except the body's
+// own bytes, for a driver that writes the body from where it is rather
+// than copying it: the method frame and content header (head bytes in
+// all), then the 7-byte header of the first body frame, then for each
+// later body frame the end octet of the one before and its own header (8
+// bytes), and the last frame's end octet. Body chunk k, of BodyChunk
+// bytes but the last, goes after the first head+7 bytes and then after
+// each 8 bytes of framing. An empty body has no framing after the head.
+func AppendPublishFraming(dst []byte, channel uint16, m *BasicPublish, props *Properties, bodySize int, frameMax uint32) (out []byte, head int, err error) {
+	out, err = AppendPublishHead(dst, channel, m, props, bodySize)
+	if err != nil {
+		return dst, 0, err
+	}
+	if _, err := publishBodySize(out[len(dst):], frameMax); err != nil {
+		return dst, 0, err
+	}
+	head = len(out) - len(dst)
+	chunk := BodyChunk(bodySize, frameMax)
+	for left := bodySize; left > 0; left -= chunk {
+		if left < bodySize {
+			out = append(out, FrameEnd)
+		}
+		out = append(out, FrameBody, byte(channel>>8), byte(channel))
+		out = binary.BigEndian.AppendUint32(out, uint32(min(chunk, left)))
+	}
+	if bodySize > 0 {
+		out = append(out, FrameEnd)
+	}
+	return out, head, nil
 }
 
 // AppendPublish appends a basic.publish method frame, its content header

@@ -1,0 +1,110 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/amqproto/amqproto/amqp"
+	"github.com/stretchr/testify/require"
+)
+
+// largeBody fills buf with the body of message id, size bytes, and returns
+// it: bytes that differ from their neighbours and between messages.
+func largeBody(buf []byte, id string, size int) []byte {
+	seed := 0
+	for _, c := range id {
+		seed = seed*31 + int(c)
+	}
+	b := buf[:size]
+	for i := range b {
+		b[i] = byte(i*7 + i>>9 + seed)
+	}
+	return b
+}
+
+// Large publishes (over frame_max, written from the caller's memory) and
+// small ones, with confirms and without, and some whose context ends while
+// they are written, all arrive byte for byte, although each publisher
+// overwrites its one body buffer as soon as Publish returns.
+func TestLargePublishesWithAReusedBuffer(t *testing.T) {
+	t.Parallel()
+	c := dial(t, amqp.Config{ConnectionName: t.Name()})
+	ctx := ctxT(t)
+	setup := channel(t, c)
+	q := exclusiveQueue(t, setup)
+	sizes := []int{1 << 20, 300 << 10, 1 << 10, 200 << 10, 600 << 10, 0, 257 << 10}
+	const each = 14
+
+	var mu sync.Mutex
+	sent := map[string]int{} // message id → body size, of the publishes accepted
+	publishAll := func(name string, ch *amqp.Channel, timeout time.Duration) error {
+		buf := make([]byte, 1<<20)
+		var confs []*amqp.Confirmation
+		for i := range each {
+			id := fmt.Sprintf("%s-%d", name, i)
+			size := sizes[i%len(sizes)]
+			pctx, cancel := ctx, context.CancelFunc(func() {})
+			if timeout > 0 {
+				pctx, cancel = context.WithTimeout(ctx, time.Duration(i%3)*timeout)
+			}
+			conf, err := ch.Publish(pctx, amqp.Publishing{RoutingKey: q, Body: largeBody(buf, id, size),
+				Properties: amqp.Properties{MessageID: id}})
+			cancel()
+			for j := range buf {
+				buf[j] = 0xa5 // the caller's again
+			}
+			if err != nil && timeout > 0 {
+				continue // not sent
+			}
+			if err != nil {
+				return err
+			}
+			if conf != nil {
+				confs = append(confs, conf)
+			}
+			mu.Lock()
+			sent[id] = size
+			mu.Unlock()
+		}
+		for _, conf := range confs {
+			if err := conf.Wait(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for _, p := range []struct {
+		name    string
+		confirm bool
+		timeout time.Duration
+	}{{"confirmed", true, 0}, {"plain", false, 0}, {"cancelled", false, time.Millisecond}} {
+		ch := channel(t, c)
+		if p.confirm {
+			require.NoError(t, ch.Confirm(ctx))
+		}
+		wg.Go(func() { errs <- publishAll(p.name, ch, p.timeout) })
+	}
+	wg.Wait()
+	for range 3 {
+		require.NoError(t, <-errs)
+	}
+	require.GreaterOrEqual(t, len(sent), 2*each)
+	awaitQueueLen(t, setup, q, len(sent))
+
+	cons, err := setup.Consume(ctx, q, amqp.ConsumeOptions{AutoAck: true})
+	require.NoError(t, err)
+	buf := make([]byte, 1<<20)
+	for range len(sent) {
+		d := waitFor(t, cons.Deliveries(), testTimeout, "delivery")
+		size, ok := sent[d.MessageID]
+		require.True(t, ok, "%s was not published, or twice", d.MessageID)
+		delete(sent, d.MessageID)
+		require.Equal(t, largeBody(buf, d.MessageID, size), d.Body, "%s", d.MessageID)
+	}
+}
