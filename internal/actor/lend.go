@@ -3,6 +3,7 @@ package actor
 import (
 	"bytes"
 	"context"
+	"slices"
 	"sync"
 
 	"github.com/amqproto/amqproto/internal/sansio"
@@ -102,17 +103,16 @@ func (b *writeBatch) copyRest(lo, hi int) {
 // repay tells the publishers of lns that the connection no longer refers
 // to their bodies: written, copied, or dropped. Each loan is repaid once.
 func (c *Conn) repay(lns ...*loan) {
-	some := false
+	if !slices.ContainsFunc(lns, func(ln *loan) bool { return ln != nil }) {
+		return // most writes lend nothing: no lock
+	}
 	c.lendMu.Lock()
 	for _, ln := range lns {
 		if ln != nil {
-			ln.done, some = true, true
+			ln.done = true
 		}
 	}
 	c.lendMu.Unlock()
-	if !some {
-		return
-	}
 	for _, ln := range lns {
 		if ln != nil {
 			ln.back <- struct{}{} // never blocks: capacity 1, one repay; ln may be reused after

@@ -128,10 +128,12 @@ func newLoop(c *Conn) *loop {
 		readCh:   make(chan readResult),
 		stop:     make(chan struct{}),
 		ioDone:   make(chan struct{}, 2),
-		direct:   newTryWriter(c.nc),
 		vec:      vec,
 	}
 	l.sock = newSockReader(c.nc, &l.recycle)
+	if vec == nil {
+		l.direct = newTryWriter(c.nc)
+	}
 	l.next, l.spare = &l.batches[0], &l.batches[1]
 	return l
 }

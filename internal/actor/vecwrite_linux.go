@@ -111,6 +111,10 @@ func (w *vecWriter) send(fd uintptr) (int, error) {
 			w.iov = append(w.iov, iov)
 		}
 	}
+	if len(w.iov) == 0 { // only empty buffers were left
+		b.advance(0)
+		return 0, nil
+	}
 	msg := syscall.Msghdr{Iov: &w.iov[0], Iovlen: uint64(len(w.iov))}
 	r, _, errno := syscall.Syscall(syscall.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&msg)), syscall.MSG_DONTWAIT|syscall.MSG_NOSIGNAL)
 	clear(w.iov) // keep no caller's memory alive
