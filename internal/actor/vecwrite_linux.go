@@ -11,7 +11,8 @@ import (
 )
 
 // vecWriter makes vectored writes that never block (sendmsg with
-// MSG_DONTWAIT, as tryWriter) on sockets that expose their descriptor. It
+// MSG_DONTWAIT, as tryWriter) on sockets that expose their descriptor; it
+// takes tryWriter's place where it is available. It
 // holds mu, Conn.lendMu, around each system call only: between them,
 // waiting for the socket, nothing holds the memory of a lent body, so a
 // publisher whose context ends can copy what is left of it and point the
@@ -31,6 +32,11 @@ type vecWriter struct {
 
 // maxIovecs is IOV_MAX on Linux: a longer batch takes more calls.
 const maxIovecs = 1024
+
+// rawSendMax bounds the sends made as raw system calls, as sendNoWait's:
+// a longer one (a large body) holds its P, and any stop of the world, for
+// hundreds of microseconds, so the scheduler is told of it.
+const rawSendMax = 64 << 10
 
 func newVecWriter(nc net.Conn, mu *sync.Mutex) *vecWriter {
 	switch nc.(type) {
@@ -101,6 +107,7 @@ func (w *vecWriter) send(fd uintptr) (int, error) {
 	defer w.mu.Unlock()
 	b := w.batch
 	w.iov = w.iov[:0]
+	size := 0
 	for _, v := range b.bufs[b.cur:] {
 		if len(w.iov) == maxIovecs {
 			break
@@ -109,6 +116,7 @@ func (w *vecWriter) send(fd uintptr) (int, error) {
 			iov := syscall.Iovec{Base: &v[0]}
 			iov.SetLen(len(v))
 			w.iov = append(w.iov, iov)
+			size += len(v)
 		}
 	}
 	if len(w.iov) == 0 { // only empty buffers were left
@@ -116,7 +124,14 @@ func (w *vecWriter) send(fd uintptr) (int, error) {
 		return 0, nil
 	}
 	msg := syscall.Msghdr{Iov: &w.iov[0], Iovlen: uint64(len(w.iov))}
-	r, _, errno := syscall.Syscall(syscall.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&msg)), syscall.MSG_DONTWAIT|syscall.MSG_NOSIGNAL)
+	const flags = syscall.MSG_DONTWAIT | syscall.MSG_NOSIGNAL
+	var r uintptr
+	var errno syscall.Errno
+	if size <= rawSendMax {
+		r, _, errno = syscall.RawSyscall(syscall.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&msg)), flags)
+	} else {
+		r, _, errno = syscall.Syscall(syscall.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&msg)), flags)
+	}
 	clear(w.iov) // keep no caller's memory alive
 	if errno != 0 {
 		return 0, errno
