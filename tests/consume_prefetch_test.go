@@ -58,10 +58,12 @@ func TestConsumeDefaultPrefetch(t *testing.T) {
 	require.ErrorIs(t, cons.Err(), amqp.ErrConsumerCancelled)
 }
 
-// warnCounter is a slog.Handler that counts Warn records.
+// warnCounter is a slog.Handler that counts Warn records. warned, when
+// set, is closed at the first.
 type warnCounter struct {
-	mu    sync.Mutex
-	warns int
+	mu     sync.Mutex
+	warns  int
+	warned chan struct{}
 }
 
 func (*warnCounter) Enabled(context.Context, slog.Level) bool { return true }
@@ -69,6 +71,9 @@ func (w *warnCounter) Handle(_ context.Context, r slog.Record) error {
 	if r.Level == slog.LevelWarn {
 		w.mu.Lock()
 		w.warns++
+		if w.warns == 1 && w.warned != nil {
+			close(w.warned)
+		}
 		w.mu.Unlock()
 	}
 	return nil
@@ -88,7 +93,7 @@ func (w *warnCounter) count() int {
 func TestConsumeExplicitQosZeroOverflows(t *testing.T) {
 	t.Parallel()
 	const buffer, n = 10, 500
-	logs := &warnCounter{}
+	logs := &warnCounter{warned: make(chan struct{})}
 	c := dial(t, amqp.Config{ConnectionName: t.Name(), ConsumerBuffer: buffer, Logger: slog.New(logs)})
 	ch := confirmChannel(t, c)
 	q := exclusiveQueue(t, ch)
@@ -97,6 +102,9 @@ func TestConsumeExplicitQosZeroOverflows(t *testing.T) {
 	require.NoError(t, ch.Qos(ctxT(t), 0, false))
 	cons, err := ch.Consume(ctxT(t), q, amqp.ConsumeOptions{})
 	require.NoError(t, err)
+	// Read nothing until it overflowed: a reader that kept up with the
+	// broker would never let it fall behind.
+	waitClosed(t, logs.warned, testTimeout, "the overflow's warning")
 	got := 0
 	for d := range cons.Deliveries() { // closed once the overflow cancelled it
 		require.NoError(t, d.Ack(ctxT(t), false))
