@@ -33,10 +33,13 @@ type vecWriter struct {
 // maxIovecs is IOV_MAX on Linux: a longer batch takes more calls.
 const maxIovecs = 1024
 
-// rawSendMax bounds the sends made as raw system calls, as sendNoWait's:
-// a longer one (a large body) holds its P, and any stop of the world, for
-// hundreds of microseconds, so the scheduler is told of it.
-const rawSendMax = 64 << 10
+// sendMax bounds the bytes of one send. Sends are raw system calls, as
+// sendNoWait's, which the scheduler is not told of: it would wake sysmon,
+// which may hand the P to another thread, a context switch or two per
+// send. A raw call holds its P, and any stop of the world, until it
+// returns: on loopback, where the send also delivers to the peer, 256 KiB
+// take some tens of microseconds; a 1 MiB body takes four sends.
+const sendMax = 256 << 10
 
 func newVecWriter(nc net.Conn, mu *sync.Mutex) *vecWriter {
 	switch nc.(type) {
@@ -109,14 +112,15 @@ func (w *vecWriter) send(fd uintptr) (int, error) {
 	w.iov = w.iov[:0]
 	size := 0
 	for _, v := range b.bufs[b.cur:] {
-		if len(w.iov) == maxIovecs {
+		if len(w.iov) == maxIovecs || size == sendMax {
 			break
 		}
 		if len(v) > 0 {
+			n := min(len(v), sendMax-size)
 			iov := syscall.Iovec{Base: &v[0]}
-			iov.SetLen(len(v))
+			iov.SetLen(n)
 			w.iov = append(w.iov, iov)
-			size += len(v)
+			size += n
 		}
 	}
 	if len(w.iov) == 0 { // only empty buffers were left
@@ -124,14 +128,8 @@ func (w *vecWriter) send(fd uintptr) (int, error) {
 		return 0, nil
 	}
 	msg := syscall.Msghdr{Iov: &w.iov[0], Iovlen: uint64(len(w.iov))}
-	const flags = syscall.MSG_DONTWAIT | syscall.MSG_NOSIGNAL
-	var r uintptr
-	var errno syscall.Errno
-	if size <= rawSendMax {
-		r, _, errno = syscall.RawSyscall(syscall.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&msg)), flags)
-	} else {
-		r, _, errno = syscall.Syscall(syscall.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&msg)), flags)
-	}
+	r, _, errno := syscall.RawSyscall(syscall.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&msg)),
+		syscall.MSG_DONTWAIT|syscall.MSG_NOSIGNAL)
 	clear(w.iov) // keep no caller's memory alive
 	if errno != 0 {
 		return 0, errno
