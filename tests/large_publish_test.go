@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -106,5 +107,79 @@ func TestLargePublishesWithAReusedBuffer(t *testing.T) {
 		require.True(t, ok, "%s was not published, or twice", d.MessageID)
 		delete(sent, d.MessageID)
 		require.Equal(t, largeBody(buf, d.MessageID, size), d.Body, "%s", d.MessageID)
+	}
+}
+
+// Large publishes stalled on a socket that is cut (written from their
+// callers' memory, which the callers overwrite as soon as Publish returns)
+// come out right: with Recovery.RepublishUnconfirmed each is published
+// again after the recovery and acked; without it, each is acked or
+// unknown. Every message consumed is intact.
+func TestLargePublishesStalledAtALoss(t *testing.T) {
+	for _, republish := range []bool{true, false} {
+		t.Run(fmt.Sprintf("republish=%v", republish), func(t *testing.T) {
+			p, u := proxied(t)
+			c := dialURL(t, u, amqp.Config{ConnectionName: t.Name(),
+				Recovery: amqp.Recovery{RepublishUnconfirmed: republish}})
+			ctx := ctxT(t)
+			ch := confirmChannel(t, c)
+			q := uniqueName(t, "q")
+			cleanupQueue(t, c, q)
+			_, err := ch.QueueDeclare(ctx, q, amqp.QueueOptions{Durable: true})
+			require.NoError(t, err)
+
+			const publishers, each = 3, 5
+			type result struct {
+				id   string
+				conf *amqp.Confirmation
+				err  error
+			}
+			results := make(chan result, publishers*each)
+			p.Blackhole(true) // the client's socket fills
+			before := c.Stats().Published
+			for i := range publishers {
+				go func() {
+					buf := make([]byte, 1<<20)
+					for j := range each {
+						id := fmt.Sprintf("%d-%d", i, j)
+						conf, err := ch.Publish(ctx, amqp.Publishing{RoutingKey: q, Body: largeBody(buf, id, len(buf)),
+							Properties: amqp.Properties{MessageID: id}})
+						for k := range buf {
+							buf[k] = 0x5a
+						}
+						results <- result{id, conf, err}
+					}
+				}()
+			}
+			deadline := time.Now().Add(testTimeout)
+			for c.Stats().Published < before+publishers {
+				require.True(t, time.Now().Before(deadline), "nothing was handed to the socket")
+				runtime.Gosched()
+			}
+			p.Cut()
+			p.Blackhole(false)
+
+			acked := map[string]bool{}
+			for range publishers * each {
+				r := waitFor(t, results, testTimeout, "a publish")
+				require.NoError(t, r.err, r.id)
+				err := r.conf.Wait(ctx)
+				if republish || err == nil {
+					require.NoError(t, err, r.id)
+					acked[r.id] = true
+					continue
+				}
+				require.ErrorIs(t, err, amqp.ErrOutcomeUnknown, r.id)
+			}
+
+			cons, err := channel(t, c).Consume(ctx, q, amqp.ConsumeOptions{AutoAck: true})
+			require.NoError(t, err)
+			buf := make([]byte, 1<<20)
+			for len(acked) > 0 {
+				d := waitFor(t, cons.Deliveries(), testTimeout, "a delivery")
+				require.Equal(t, largeBody(buf, d.MessageID, len(buf)), d.Body, d.MessageID)
+				delete(acked, d.MessageID) // some may come twice
+			}
+		})
 	}
 }

@@ -318,3 +318,32 @@ func BenchmarkPublish1MiB(b *testing.B) {
 		})
 	}
 }
+
+// vecWriter writes a batch of more vectors than one sendmsg takes, one of
+// more bytes than one send, and empty ones, whole and in order, across a
+// socket that fills while the peer is slow to read.
+func TestVecWriterWritesLongBatchesWhole(t *testing.T) {
+	client, server := fakebroker.TCPPair(t)
+	require.NoError(t, client.SetWriteBuffer(64<<10))
+	var mu sync.Mutex
+	w := newVecWriter(client, &mu)
+	require.NotNil(t, w)
+	b := &writeBatch{}
+	var want []byte
+	for i := range 3 * maxIovecs {
+		v := pattern(i%700, i) // every 700th is empty
+		if i == maxIovecs/2 {
+			v = pattern(sendMax+12345, i)
+		}
+		b.bufs = append(b.bufs, v)
+		want = append(want, v...)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		data, _ := io.ReadAll(io.LimitReader(server, int64(len(want))))
+		got <- data
+	}()
+	require.NoError(t, w.writeAll(b))
+	require.True(t, b.written())
+	require.Equal(t, want, <-got)
+}
