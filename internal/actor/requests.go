@@ -40,12 +40,8 @@ func (l *loop) channelOf(req request) (*loopChannel, bool) {
 	return st, true
 }
 
-// call sends req's method on its channel. One that waits for a reply goes
-// out after the publishes handed over before it (see publishesFirst).
+// call sends req's method on its channel.
 func (l *loop) call(req request) {
-	if sansio.ExpectsReply(req.m) {
-		l.publishesFirst()
-	}
 	if _, ok := l.channelOf(req); ok {
 		l.start(req, req.ch.id, req.m)
 	}
@@ -111,8 +107,12 @@ func (l *loop) closeConn() {
 }
 
 // start sends req's method; a reply, if one is expected, is matched by the
-// request's token.
+// request's token. The method goes out after the publishes handed over
+// before it, unless it is an acknowledgement (see afterPublishes).
 func (l *loop) start(req request, id uint16, m sansio.Method) {
+	if afterPublishes(m) {
+		l.publishesFirst()
+	}
 	if err := l.core.Call(id, req.token, m); err != nil {
 		l.failRequest(&waiter{req: req}, err)
 		return
@@ -173,8 +173,8 @@ func (l *loop) publish(req publishReq) {
 }
 
 // publishesFirst handles the publishes already handed over, so that a
-// close or a synchronous method asked for after Publish returned goes out
-// after it: a close does not discard it, a tx.commit covers it. c.pubs and
+// close or a method asked for after Publish returned goes out after it: a
+// close does not discard it, a tx.commit covers it. c.pubs and
 // c.reqs are separate inboxes, and the loop holds publishes back while the
 // outgoing bytes are over their bound, so without this the later request
 // could overtake. The frames are already encoded and in memory, so
@@ -183,6 +183,20 @@ func (l *loop) publishesFirst() {
 	l.publishAllTaken()
 	l.taken, l.takenAt = l.c.pubs.take(l.taken), 0
 	l.publishAllTaken()
+}
+
+// afterPublishes reports whether m must go out after the publishes handed
+// over before it: every method a caller asks for (a declaration, a
+// basic.cancel, no-wait or not) acts on what was published before it on
+// the channel, except the acknowledgements of deliveries, which Send
+// queues one per delivery: draining the publishes held back for each
+// would undo MaxOutgoing while the socket is full.
+func afterPublishes(m sansio.Method) bool {
+	switch m.(type) {
+	case *sansio.BasicAck, *sansio.BasicNack, *sansio.BasicReject:
+		return false
+	}
+	return true
 }
 
 func (l *loop) publishAllTaken() {
