@@ -47,6 +47,7 @@ type loop struct {
 	reqSpare []request
 	taken    []publishReq
 	takenAt  int
+	owed     int64 // of c.queued, held for publishes taken past MaxOutgoing
 
 	// I/O goroutines.
 	readCh   chan readResult  // reader → loop: bytes read, then the error that ended the reading
@@ -272,6 +273,7 @@ func (l *loop) afterEach() {
 			break
 		}
 	}
+	l.repay()
 	l.armTimer()
 	l.publishFrameCounts()
 	l.trimming = false

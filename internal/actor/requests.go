@@ -129,7 +129,16 @@ func (l *loop) start(req request, id uint16, m sansio.Method) {
 
 func (l *loop) publish(req publishReq) {
 	l.owner.check()
-	l.c.queued.release(req.weight) // held until the loop takes the publish
+	// The budget is held until the loop takes the publish; past
+	// MaxOutgoing (see publishesFirst), until the outgoing bytes are under
+	// it again (see repay): else each request that must follow held-back
+	// publishes would let publishers queue MaxOutgoing more while the
+	// socket takes nothing.
+	if l.outgoing() < l.c.cfg.MaxOutgoing {
+		l.c.queued.release(req.weight)
+	} else {
+		l.owed += req.weight
+	}
 	if st := l.channels[req.ch.id]; st == nil || st.ch != req.ch {
 		// Its channel ended after Publish handed it over; the number may
 		// already belong to a new channel, which must not send it.
@@ -169,6 +178,15 @@ func (l *loop) publish(req publishReq) {
 	req.ch.unconfirmed.Add(1)
 	if req.out != nil {
 		req.out.seq.Store(seq) // the core hands req.out back with its confirm
+	}
+}
+
+// repay releases the budget of the publishes taken past MaxOutgoing once
+// the outgoing bytes are under it.
+func (l *loop) repay() {
+	if l.owed > 0 && l.outgoing() < l.c.cfg.MaxOutgoing {
+		l.c.queued.release(l.owed)
+		l.owed = 0
 	}
 }
 
