@@ -220,9 +220,11 @@ func AppendPublishHead(dst []byte, channel uint16, m *BasicPublish, props *Prope
 	return out, nil
 }
 
-// Decoder decodes method frames and content headers. It reuses one value per
-// method type and interns short strings, so steady-state decoding does not
-// allocate. A decoded Method is valid until the next call to DecodeMethod;
+// Decoder decodes method frames and content headers. It reuses one value
+// for each method that comes with every message (basic.deliver, ack, nack,
+// return, get-ok, get-empty) and interns short strings, so steady-state
+// decoding does not allocate; the other methods are decoded into new
+// values. A decoded Method is valid until the next call to DecodeMethod;
 // it never borrows the input. A Decoder is not safe for concurrent use.
 type Decoder struct {
 	methods methodSet
