@@ -151,7 +151,7 @@ type publishReq struct {
 	frames *[]byte
 	out    *Outcome // nil: nobody waits for the outcome
 	m      sansio.BasicPublish
-	weight int64 // of c.queued, held until the loop takes the publish
+	weight int64 // of c.queued, held until the loop takes the publish (see loop.owed)
 	// loan, when set, is the body, which frames lack: they hold the
 	// framing around it (see sansio.AppendPublishFraming).
 	loan *loan

@@ -273,7 +273,7 @@ func (l *loop) afterEach() {
 			break
 		}
 	}
-	l.repay()
+	l.releaseOwed()
 	l.armTimer()
 	l.publishFrameCounts()
 	l.trimming = false

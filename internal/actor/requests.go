@@ -131,9 +131,9 @@ func (l *loop) publish(req publishReq) {
 	l.owner.check()
 	// The budget is held until the loop takes the publish; past
 	// MaxOutgoing (see publishesFirst), until the outgoing bytes are under
-	// it again (see repay): else each request that must follow held-back
-	// publishes would let publishers queue MaxOutgoing more while the
-	// socket takes nothing.
+	// it again (see releaseOwed): else each request that must follow
+	// held-back publishes would let publishers queue MaxOutgoing more
+	// while the socket takes nothing.
 	if l.outgoing() < l.c.cfg.MaxOutgoing {
 		l.c.queued.release(req.weight)
 	} else {
@@ -181,9 +181,9 @@ func (l *loop) publish(req publishReq) {
 	}
 }
 
-// repay releases the budget of the publishes taken past MaxOutgoing once
-// the outgoing bytes are under it.
-func (l *loop) repay() {
+// releaseOwed releases the budget of the publishes taken past MaxOutgoing
+// once the outgoing bytes are under it.
+func (l *loop) releaseOwed() {
 	if l.owed > 0 && l.outgoing() < l.c.cfg.MaxOutgoing {
 		l.c.queued.release(l.owed)
 		l.owed = 0
