@@ -23,9 +23,10 @@ const lendMin = 256 << 10
 // returns: the publish still goes out, since a publish the core has
 // numbered cannot be withdrawn without breaking the frame stream.
 //
-// The fields below head are guarded by Conn.lendMu, which the writes that
-// refer to a lent body hold around each system call (see vecWriter): so a
-// publisher giving up never races a write using its memory.
+// head and chunk do not change; the fields after them are guarded by
+// Conn.lendMu, which the writes that refer to a lent body hold around each
+// system call (see vecWriter): so a publisher giving up never races a
+// write using its memory.
 type loan struct {
 	head  int // the method and header frames' bytes at the start of the framing
 	chunk int // body bytes per body frame

@@ -12,11 +12,11 @@ import (
 
 // vecWriter makes vectored writes that never block (sendmsg with
 // MSG_DONTWAIT, as tryWriter) on sockets that expose their descriptor; it
-// takes tryWriter's place where it is available. It
-// holds mu, Conn.lendMu, around each system call only: between them,
-// waiting for the socket, nothing holds the memory of a lent body, so a
-// publisher whose context ends can copy what is left of it and point the
-// write at its copy (see loan.takeBack).
+// takes tryWriter's place where it is available. It holds mu, Conn.lendMu,
+// around each system call only: between them, waiting for the socket,
+// nothing holds the memory of a lent body, so a publisher whose context
+// ends can copy what is left of it and point the write at its copy (see
+// loan.takeBack).
 type vecWriter struct {
 	raw syscall.RawConn
 	mu  *sync.Mutex
