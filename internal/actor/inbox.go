@@ -45,9 +45,13 @@ func (q *inbox[T]) push(v T) bool {
 }
 
 // take returns everything queued and keeps spare, emptied, as the inbox's
-// next storage: a loop that alternates two slices allocates nothing.
+// next storage: a loop that alternates two slices allocates nothing. Only
+// spare's length is cleared: past it the array holds nothing, since the
+// inbox only appends to the storage it is given, and clearing its whole
+// capacity, which grows to the largest burst, cost a few per cent of the
+// loop's time with many publishers (row f).
 func (q *inbox[T]) take(spare []T) []T {
-	clear(spare[:cap(spare)])
+	clear(spare)
 	q.mu.Lock()
 	items := q.items
 	q.items = spare[:0]
