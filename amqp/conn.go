@@ -709,15 +709,27 @@ func (c *Conn) nextActor(prev *actor.Conn) *actor.Conn {
 
 // forwardGenerations moves values from each generation's mailbox to out,
 // converted by conv, until next has no more mailboxes or stop closes; then
-// it closes out.
-func forwardGenerations[T, U any](next func(prev *actor.Mailbox[T]) *actor.Mailbox[T], out chan<- U, conv func(*T) U, stop <-chan struct{}) {
+// it closes out. offer is each mailbox's direct path (see
+// actor.Mailbox.SetDirect): a send of the converted value to out that
+// does not wait, so that while its receiver keeps up the loop hands a
+// value over without waking the forwarding goroutine. It is given by the
+// caller, whose types are known: a generic one would hand conv the
+// address of its argument, which would then move to the heap on every
+// call.
+func forwardGenerations[T, U any](next func(prev *actor.Mailbox[T]) *actor.Mailbox[T], out chan<- U, conv func(*T) U,
+	offer func(T) bool, stop <-chan struct{}) {
 	defer close(out)
 	var mb *actor.Mailbox[T]
 	for {
 		if mb = next(mb); mb == nil {
 			return
 		}
-		if forward(mb, out, conv, stop, nil) == errForwardStopped {
+		// Only now, with the previous generation's values all handed over,
+		// may the loop hand this one's straight to out.
+		mb.SetDirect(offer)
+		err := forward(mb, out, conv, stop, nil)
+		mb.SetDirect(nil) // waits out a direct send in progress: none may follow close(out)
+		if err == errForwardStopped {
 			return
 		}
 	}

@@ -244,3 +244,43 @@ func TestReturnsComeInOrderAndCloseWithTheChannel(t *testing.T) {
 		require.Empty(t, requireClosed(t, returns))
 	})
 }
+
+// Confirmations hands every Confirmation over once and in order, whether
+// its reader keeps up (the loop then hands each straight to the channel)
+// or falls behind (they wait in the mailbox for the forwarder).
+func TestConfirmationsInOrderWhetherTheReaderKeepsUpOrNot(t *testing.T) {
+	const n = 200 // the second half overflows the channel's buffer of 64
+	secondHalf := make(chan struct{})
+	_, ch := fakeChannel(t, func(b *fakebroker.Broker, id uint16) {
+		confirmMode(b, id)
+		for range n {
+			expectPublish(b)
+		}
+		for tag := uint64(1); tag <= n/2; tag++ {
+			b.Send(id, &sansio.BasicAck{DeliveryTag: tag})
+		}
+		<-secondHalf
+		for tag := uint64(n/2 + 1); tag <= n; tag++ {
+			b.Send(id, &sansio.BasicAck{DeliveryTag: tag})
+		}
+		closeChannel(b, id, PreconditionFailed)
+		b.AnswerClose()
+	})
+	require.NoError(t, ch.Confirm(context.Background()))
+	confirms := ch.Confirmations()
+	published := make([]*Confirmation, n)
+	for i := range published {
+		c, err := ch.Publish(context.Background(), Publishing{})
+		require.NoError(t, err)
+		published[i] = c
+	}
+	for i := range n / 2 {
+		require.Same(t, published[i], receive(t, confirms))
+	}
+	close(secondHalf)
+	require.NoError(t, published[n-1].Wait(context.Background()), "all settled before any is read")
+	for i := n / 2; i < n; i++ {
+		require.Same(t, published[i], receive(t, confirms))
+	}
+	require.Empty(t, requireClosed(t, confirms))
+}

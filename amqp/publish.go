@@ -340,6 +340,13 @@ func (ch *Channel) Confirmations() <-chan *Confirmation {
 		// connection was closed.
 		go forwardGenerations(ch.nextOutcomes, ch.confirms, func(p **actor.Outcome) *Confirmation {
 			return (*p).Owner.(*Confirmation)
+		}, func(p *actor.Outcome) bool {
+			select {
+			case ch.confirms <- p.Owner.(*Confirmation):
+				return true
+			default:
+				return false
+			}
 		}, ch.conn.closing)
 	})
 	return ch.confirms
@@ -379,7 +386,15 @@ func (ch *Channel) Returns() <-chan Return {
 			ch.gen.a.EnableReturns()
 		})
 		// The forwarder is owned by the channel, as for Confirmations.
-		go forwardGenerations(ch.nextReturns, ch.returns, func(m *sansio.Message) Return { return newReturn(m) }, ch.conn.closing)
+		go forwardGenerations(ch.nextReturns, ch.returns, func(m *sansio.Message) Return { return newReturn(m) },
+			func(m sansio.Message) bool {
+				select {
+				case ch.returns <- newReturn(&m):
+					return true
+				default:
+					return false
+				}
+			}, ch.conn.closing)
 	})
 	return ch.returns
 }

@@ -281,7 +281,7 @@ func (ch *Channel) settle(p *Outcome, outcome sansio.Confirm, err error) {
 		obs.Settled(p)
 	}
 	if ch.outcomesOn.Load() {
-		ch.Outcomes.Push(p)
+		ch.Outcomes.push(p) // the loop's push: it may hand p over directly
 	}
 }
 

@@ -200,7 +200,7 @@ func (l *loop) returned(ev sansio.Event) {
 		handled = true
 	}
 	if st.ch.returnsOn.Load() {
-		st.ch.Returns.Push(ev.Message)
+		st.ch.Returns.push(ev.Message)
 		handled = true
 	}
 	if !handled {
