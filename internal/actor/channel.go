@@ -37,8 +37,8 @@ type Channel struct {
 	// pubMu settles a publish racing the channel's end. A publisher hands
 	// a publish to the loop holding the read lock, after checking
 	// pubsClosed; the ending loop sets pubsClosed under the write lock
-	// (see loop.stopPublishes). Every publish accepted is then in c.pubs,
-	// where the loop fails it before it closes Outcomes.
+	// (see loop.stopPublishes). Every publish accepted is then in c.pubs
+	// or l.taken, where the loop fails it before it closes Outcomes.
 	pubMu      sync.RWMutex
 	pubsClosed bool
 }
@@ -138,9 +138,10 @@ func (ch *Channel) Close(ctx context.Context) error {
 }
 
 // Send queues an asynchronous method (basic.ack, nack, reject) without
-// waiting for anything. A ctx already done
-// sends nothing and returns its error; once Send returned nil, the method
-// goes out unless the channel ends first.
+// waiting for anything. A ctx already done sends nothing and returns its
+// error; once Send returned nil, the method goes out unless the channel
+// ends first. Unlike the methods of Call, it may go out before publishes
+// handed over earlier (see afterPublishes).
 func (ch *Channel) Send(ctx context.Context, m sansio.Method) error {
 	if ctx.Err() != nil {
 		return context.Cause(ctx)

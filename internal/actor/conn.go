@@ -89,9 +89,10 @@ type Conn struct {
 	stats counters
 
 	nextToken atomic.Uint64
-	// queued bounds the bytes of publishes handed to the loop but not yet
-	// in the core's outgoing buffer; the loop bounds the rest by not taking
-	// publishes while that buffer is full.
+	// queued bounds the memory (buffer capacity) of publishes handed to
+	// the loop but not yet in the core's outgoing buffer, and of those a
+	// request made the loop take past MaxOutgoing (loop.owed); the loop
+	// bounds the rest by not taking publishes while that buffer is full.
 	queued         *budget
 	framePool      sync.Pool
 	largeFramePool sync.Pool
@@ -309,9 +310,10 @@ func closeTransport(nc net.Conn) {
 }
 
 // call hands req to the loop and waits for its reply, honouring ctx. A ctx
-// already done sends nothing. When ctx ends later, call tells the loop, which withdraws a
-// request still queued or drops the broker's late reply, so the channel
-// stays consistent; if the reply had already come, call returns it.
+// already done sends nothing. When ctx ends later, call tells the loop,
+// which withdraws a request still queued or drops the broker's late reply,
+// so the channel stays consistent; if the reply had already come, call
+// returns it.
 func (c *Conn) call(ctx context.Context, req request) Result {
 	if ctx.Err() != nil {
 		return Result{Err: context.Cause(ctx)}

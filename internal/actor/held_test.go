@@ -44,7 +44,7 @@ func TestPublishesHeldBehindNoWaitMethodsCountAgainstMaxOutgoing(t *testing.T) {
 		accepted++
 	}
 	// MaxOutgoing is 256 KiB; with nothing written, a few MiB at most may
-	// be accepted (one publish over the bound, the pubs channel).
+	// be accepted (one publish over the bound, the queued budget).
 	require.Less(t, accepted, 64, "all 64 MiB of publishes were accepted while nothing was written")
 }
 
