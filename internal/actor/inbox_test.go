@@ -1,7 +1,10 @@
 package actor
 
 import (
+	"runtime"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -57,4 +60,43 @@ func TestInboxRefusesAfterClose(t *testing.T) {
 	require.Equal(t, []int{1}, q.close())
 	require.False(t, q.push(2))
 	require.Empty(t, q.close())
+}
+
+// A consumer that takes on each signal, and sometimes without one (as
+// publishesFirst does), gets every value pushed by concurrent senders: no
+// wake-up is lost between a push and a take.
+func TestInboxLosesNoWakeUp(t *testing.T) {
+	const senders, each = 4, 2000
+	var q inbox[int]
+	q.init()
+	var wg sync.WaitGroup
+	for s := range senders {
+		wg.Go(func() {
+			for i := range each {
+				q.push(s*each + i)
+				if i%7 == 0 {
+					runtime.Gosched()
+				}
+			}
+		})
+	}
+	got := 0
+	var spare []int
+	for takes := 0; got < senders*each; takes++ {
+		if takes%5 == 0 {
+			spare = q.take(spare) // without the signal
+			got += len(spare)
+			continue
+		}
+		select {
+		case <-q.signal:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no signal with %d of %d values taken", got, senders*each)
+		}
+		spare = q.take(spare)
+		got += len(spare)
+	}
+	wg.Wait()
+	require.Equal(t, senders*each, got)
+	require.Empty(t, q.take(nil))
 }
