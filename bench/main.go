@@ -25,10 +25,13 @@
 // On a virtual machine the dearest thing a client does is wake a sleeping
 // thread (the switches column). To see which goroutine wakes which, and how
 // often, trace a window and count the goroutines' Waiting->Runnable
-// transitions, grouped by the stack of the goroutine that made them:
+// transitions, grouped by the stack of the goroutine that made them
+// (./wakes does it, per message; its second argument is the run's message
+// count, from the report):
 //
 //	go run . -only b -client ours -trace /tmp/t
-//	go tool trace -d=parsed /tmp/t-b-ours-r1.trace
+//	go run ./wakes /tmp/t-b-ours-r1.trace 100000
+//	go tool trace -d=parsed /tmp/t-b-ours-r1.trace   # every event, to read
 package main
 
 import (
@@ -154,7 +157,7 @@ func run() error {
 	only := flag.String("only", "", "comma-separated scenarios to run (a to k); empty runs all")
 	which := flag.String("client", "both", "clients to run: both, ours or theirs")
 	flag.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
-	flag.StringVar(&o.tracePath, "trace", "", "write an execution trace of every measured window to PREFIX-<row>-<client>-r<round>.trace\n(who wakes whom: go tool trace -d=parsed FILE, and count the Waiting->Runnable transitions)")
+	flag.StringVar(&o.tracePath, "trace", "", "write an execution trace of every measured window to PREFIX-<row>-<client>-r<round>.trace\n(who wakes whom, per message: go run ./wakes FILE MESSAGES)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of every measured window to PREFIX-<row>-<client>-r<round>.cpu.pprof")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write allocation profiles around every measured window to PREFIX-<row>-<client>-r<round>.mem.pprof{.base,}")
 	memRate := flag.Int("memprofilerate", 0, "runtime.MemProfileRate while profiling (0 keeps the default)")
