@@ -89,6 +89,9 @@ func (ln *loan) takeBack() {
 // and points them at it. Called with Conn.lendMu held.
 func (b *writeBatch) copyRest(lo, hi int) {
 	from := max(lo, b.cur)
+	if from >= hi {
+		return // written; the rest of the batch is not
+	}
 	n := 0
 	for _, v := range b.bufs[from:hi] {
 		n += len(v)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"io"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -346,4 +347,21 @@ func TestVecWriterWritesLongBatchesWhole(t *testing.T) {
 	require.NoError(t, w.writeAll(b))
 	require.True(t, b.written())
 	require.Equal(t, want, <-got)
+}
+
+// copyRest copies only what is left to write of a loan's vectors, and
+// nothing once the write has gone past them (which panicked).
+func TestCopyRestCopiesWhatIsLeftOnly(t *testing.T) {
+	body := []byte("0123456789")
+	for _, written := range []int{0, 3, 9, 15, 17, 18, 20} { // the loan's 5 vectors hold 15 bytes
+		b := &writeBatch{bufs: [][]byte{[]byte("ab"), body[:4], []byte("cd"), body[4:], []byte("e"), []byte("xyz"), []byte("tail")}}
+		b.advance(written)
+		left := slices.Clone(b.bufs)
+		b.copyRest(0, 5)
+		for i := range b.bufs {
+			require.Equal(t, string(left[i]), string(b.bufs[i]), "written %d, vector %d", written, i)
+			moved := len(left[i]) > 0 && &left[i][0] != &b.bufs[i][0]
+			require.Equal(t, i >= b.cur && i < 5, moved, "written %d: vector %d", written, i)
+		}
+	}
 }
