@@ -200,13 +200,15 @@ func (s *settleCounter) count(o *Outcome) int {
 	return s.settled[o]
 }
 
-// endingBroker answers channel.open, queue.declare, channel.close and
-// connection.close, reads everything else, and ends the connection after
-// limit frames: by dropping the socket, or with a connection.close of its
-// own.
+// endingBroker answers channel.open, queue.declare, confirm.select,
+// channel.close and connection.close, confirms publishes on channels in
+// confirm mode (acks, some multiple, and nacks), reads everything else,
+// and ends the connection after limit frames: by dropping the socket, or
+// with a connection.close of its own.
 func endingBroker(limit int, withClose bool) func(b *fakebroker.Broker) {
 	return func(b *fakebroker.Broker) {
 		b.Handshake(0)
+		confirmed := map[uint16]uint64{} // publishes so far, on channels in confirm mode
 		for n := 0; ; n++ {
 			if n == limit {
 				if !withClose {
@@ -220,7 +222,24 @@ func endingBroker(limit int, withClose bool) func(b *fakebroker.Broker) {
 			}
 			switch r.Method.(type) {
 			case *sansio.ChannelOpen:
+				delete(confirmed, r.Channel)
 				b.Send(r.Channel, &sansio.ChannelOpenOk{})
+			case *sansio.ConfirmSelect:
+				confirmed[r.Channel] = 0
+				b.Send(r.Channel, &sansio.ConfirmSelectOk{})
+			case *sansio.BasicPublish:
+				tag, ok := confirmed[r.Channel]
+				if !ok {
+					break
+				}
+				tag++
+				confirmed[r.Channel] = tag
+				switch tag % 3 {
+				case 0:
+					b.Send(r.Channel, &sansio.BasicAck{DeliveryTag: tag, Multiple: true})
+				case 1:
+					b.Send(r.Channel, &sansio.BasicNack{DeliveryTag: tag})
+				}
 			case *sansio.QueueDeclare:
 				b.Send(r.Channel, &sansio.QueueDeclareOk{Queue: "q"})
 			case *sansio.ChannelClose:
@@ -238,10 +257,10 @@ func endingBroker(limit int, withClose bool) func(b *fakebroker.Broker) {
 // Every caller returns when the connection ends under it, whichever side
 // of the inboxes' closing its request or publish lands on, and every
 // publish Publish accepted is settled exactly once (those it refused,
-// never): the loop's end fails what it had queued, and a caller arriving
-// after it is refused at once.
+// never), in confirm mode or not: the loop's end fails what it had
+// queued, and a caller arriving after it is refused at once.
 func TestCallersRacingTheConnectionsEndAllReturn(t *testing.T) {
-	rounds := *stressRounds / 4
+	rounds := *stressRounds / 8
 	for round := range rounds {
 		obs := &settleCounter{settled: map[*Outcome]int{}}
 		end := round % 3 // 0: the socket drops, 1: the broker closes, 2: the client closes
@@ -249,6 +268,9 @@ func TestCallersRacingTheConnectionsEndAllReturn(t *testing.T) {
 		ctx := context.Background()
 		ch, err := c.OpenChannel(ctx)
 		require.NoError(t, err)
+		if round%2 == 1 {
+			require.NoError(t, ch.Call(ctx, &sansio.ConfirmSelect{}).Err)
+		}
 
 		var wg sync.WaitGroup
 		var mu sync.Mutex
