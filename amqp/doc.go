@@ -54,10 +54,11 @@
 // and Publish returns once it is written; if its context ends first, it
 // copies the part not yet written and returns nil: the message is still
 // sent whole, since the frames before it are already on the wire. Smaller
-// bodies, and every body over TLS, are copied and Publish returns at once.
-// Wait for many confirmations at once by publishing first and waiting
-// after, or read Channel.Confirmations. Without confirm mode Publish
-// returns a nil *Confirmation, whose methods report ErrNotConfirmMode.
+// bodies, and every body over TLS, are copied, and Publish returns without
+// waiting for the socket. Wait for many confirmations at once by
+// publishing first and waiting after, or read Channel.Confirmations.
+// Without confirm mode Publish returns a nil *Confirmation, whose methods
+// report ErrNotConfirmMode.
 //
 // # Consuming
 //

@@ -212,11 +212,13 @@ func (ch *Channel) Confirm(ctx context.Context) error {
 // Publish copies what the socket has not taken and returns nil: the
 // message is still sent whole, since a message cut short would break the
 // connection's frames. Smaller bodies, and all bodies on other transports
-// (TLS), are copied, and Publish returns without waiting for the socket. On a channel in
-// confirm mode the returned Confirmation reports what the broker did with
-// it, including that loss, also after ctx ends; otherwise it is nil, and
-// its methods report ErrNotConfirmMode. A channel that has ended refuses
-// publishes, also those waiting for channel.flow when it ends.
+// (TLS), are copied, and Publish returns without waiting for the socket.
+//
+// On a channel in confirm mode the returned Confirmation reports what the
+// broker did with it, including that loss, also after ctx ends; otherwise
+// it is nil, and its methods report ErrNotConfirmMode. A channel that has
+// ended refuses publishes, also those waiting for channel.flow when it
+// ends.
 //
 // During a recovery Publish waits for the recovered channel, within ctx. A
 // publish refused because the socket had just been lost, before it was

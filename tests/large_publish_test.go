@@ -2,7 +2,9 @@ package tests
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"net"
 	"runtime"
 	"sync"
 	"testing"
@@ -114,12 +116,15 @@ func TestLargePublishesWithAReusedBuffer(t *testing.T) {
 // callers' memory, which the callers overwrite as soon as Publish returns)
 // come out right: with Recovery.RepublishUnconfirmed each is published
 // again after the recovery and acked; without it, each is acked or
-// unknown. Every message consumed is intact.
+// unknown. Every message consumed is intact. So too when the publishers
+// give up while their bodies are stalled (Publish copies what is left):
+// those that Publish accepted come out as above.
 func TestLargePublishesStalledAtALoss(t *testing.T) {
-	for _, republish := range []bool{true, false} {
-		t.Run(fmt.Sprintf("republish=%v", republish), func(t *testing.T) {
+	for _, tc := range []struct{ republish, giveUp bool }{{true, false}, {false, false}, {true, true}, {false, true}} {
+		republish := tc.republish
+		t.Run(fmt.Sprintf("republish=%v,giveUp=%v", republish, tc.giveUp), func(t *testing.T) {
 			p, u := proxied(t)
-			c := dialURL(t, u, amqp.Config{ConnectionName: t.Name(),
+			c := dialURL(t, u, amqp.Config{ConnectionName: t.Name(), Dial: smallSendBuffer,
 				Recovery: amqp.Recovery{RepublishUnconfirmed: republish}})
 			ctx := ctxT(t)
 			ch := confirmChannel(t, c)
@@ -134,7 +139,7 @@ func TestLargePublishesStalledAtALoss(t *testing.T) {
 				conf *amqp.Confirmation
 				err  error
 			}
-			results := make(chan result, publishers*each)
+			returned := make(chan result, publishers*each)
 			p.Blackhole(true) // the client's socket fills
 			before := c.Stats().Published
 			for i := range publishers {
@@ -142,14 +147,27 @@ func TestLargePublishesStalledAtALoss(t *testing.T) {
 					buf := make([]byte, 1<<20)
 					for j := range each {
 						id := fmt.Sprintf("%d-%d", i, j)
-						conf, err := ch.Publish(ctx, amqp.Publishing{RoutingKey: q, Body: largeBody(buf, id, len(buf)),
+						pctx, cancel := ctx, context.CancelFunc(func() {})
+						if tc.giveUp {
+							pctx, cancel = context.WithTimeout(ctx, 50*time.Millisecond)
+						}
+						conf, err := ch.Publish(pctx, amqp.Publishing{RoutingKey: q, Body: largeBody(buf, id, len(buf)),
 							Properties: amqp.Properties{MessageID: id}})
+						cancel()
 						for k := range buf {
 							buf[k] = 0x5a
 						}
-						results <- result{id, conf, err}
+						returned <- result{id, conf, err}
 					}
 				}()
+			}
+			var results []result
+			if tc.giveUp {
+				// Each publisher gives up on what stalls: all return,
+				// some with their bodies copied, before the cut.
+				for range publishers * each {
+					results = append(results, waitFor(t, returned, testTimeout, "a publish"))
+				}
 			}
 			deadline := time.Now().Add(testTimeout)
 			for c.Stats().Published < before+publishers {
@@ -158,10 +176,16 @@ func TestLargePublishesStalledAtALoss(t *testing.T) {
 			}
 			p.Cut()
 			p.Blackhole(false)
+			for len(results) < publishers*each {
+				results = append(results, waitFor(t, returned, testTimeout, "a publish"))
+			}
 
 			acked := map[string]bool{}
-			for range publishers * each {
-				r := waitFor(t, results, testTimeout, "a publish")
+			for _, r := range results {
+				if tc.giveUp && r.err != nil {
+					require.ErrorIs(t, r.err, context.DeadlineExceeded, r.id) // not sent
+					continue
+				}
 				require.NoError(t, r.err, r.id)
 				err := r.conf.Wait(ctx)
 				if republish || err == nil {
@@ -181,5 +205,48 @@ func TestLargePublishesStalledAtALoss(t *testing.T) {
 				delete(acked, d.MessageID) // some may come twice
 			}
 		})
+	}
+}
+
+// smallSendBuffer dials TCP with a small send buffer, so that a client
+// whose peer stops reading stalls soon, with its bodies not yet written.
+func smallSendBuffer(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return nc, nc.(*net.TCPConn).SetWriteBuffer(64 << 10)
+}
+
+// Over TLS nothing is lent: large bodies are copied, and arrive whole
+// although the caller overwrites its buffer as soon as Publish returns.
+func TestLargePublishesOverTLS(t *testing.T) {
+	t.Parallel()
+	c := dialURL(t, tlsURL(t, nil), amqp.Config{ConnectionName: t.Name(),
+		TLS: &tls.Config{RootCAs: caPool(t), ServerName: "localhost", MinVersion: tls.VersionTLS12}})
+	ctx := ctxT(t)
+	ch := confirmChannel(t, c)
+	q := exclusiveQueue(t, ch)
+	buf := make([]byte, 1<<20)
+	sizes := map[string]int{"a": 1 << 20, "b": 256 << 10, "c": 600 << 10}
+	var confs []*amqp.Confirmation
+	for _, id := range []string{"a", "b", "c"} {
+		conf, err := ch.Publish(ctx, amqp.Publishing{RoutingKey: q, Body: largeBody(buf, id, sizes[id]),
+			Properties: amqp.Properties{MessageID: id}})
+		require.NoError(t, err)
+		for k := range buf {
+			buf[k] = 0x5a
+		}
+		confs = append(confs, conf)
+	}
+	for _, conf := range confs {
+		require.NoError(t, conf.Wait(ctx))
+	}
+	for range sizes {
+		d, ok, err := ch.Get(ctx, q, true)
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, largeBody(buf, d.MessageID, sizes[d.MessageID]), d.Body, d.MessageID)
 	}
 }

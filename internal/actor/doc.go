@@ -1,11 +1,12 @@
 // Package actor runs a sansio.Conn over a net.Conn. One goroutine, the
 // loop, owns the state machine; a reader and a writer goroutine only move
 // bytes. The loop makes a write itself when the socket takes it without
-// waiting (see tryWriter), and hands the writer, which it starts the first
+// waiting (see tryWriter, vecWriter), and hands the writer, which it starts the first
 // time, whatever the socket would make it wait for. The reader's buffers
 // come from a pool shared by all connections (see reader.go). Callers talk to the loop through channels and never
 // share its state; the loop never blocks on a caller, a consumer or the
-// socket, but for the moment a channel ends (see below).
+// socket, but for the moment a channel ends and while a publisher giving
+// up copies its lent body (see below).
 //
 // # Ownership
 //

@@ -77,7 +77,7 @@ type loop struct {
 	timer  *time.Timer
 	tick   chan struct{}
 	armed  time.Time  // when timer fires; zero when it is not set
-	direct *tryWriter // nil: the socket cannot be written without blocking
+	direct *tryWriter // nil: the socket cannot be written without blocking, or vec writes it
 	vec    *vecWriter // nil: no vectored writes without blocking; nothing is lent
 	// sock reads without holding a buffer while it waits, taking buffers
 	// from recycle first; nil: the reader reads with nc.Read.
