@@ -395,7 +395,7 @@ func (c *Conn) encodePublish(id uint16, m *sansio.BasicPublish, props *sansio.Pr
 func (c *Conn) dropEncoded(frames *[]byte, ln *loan) {
 	c.putFrames(frames)
 	if ln != nil {
-		loans.Put(ln)
+		putLoan(ln)
 	}
 }
 

@@ -43,6 +43,13 @@ type loan struct {
 
 var loans = sync.Pool{New: func() any { return &loan{back: make(chan struct{}, 1)} }}
 
+// putLoan pools ln, which keeps neither the caller's body nor the
+// connection's write alive there.
+func putLoan(ln *loan) {
+	ln.body, ln.batch = nil, nil
+	loans.Put(ln)
+}
+
 func newLoan(body []byte, head int, frameMax uint32) *loan {
 	ln := loans.Get().(*loan)
 	*ln = loan{head: head, chunk: sansio.BodyChunk(len(body), frameMax), body: body, back: ln.back}
@@ -56,7 +63,7 @@ func newLoan(body []byte, head int, frameMax uint32) *loan {
 func (c *Conn) awaitLoan(ctx context.Context, ln *loan) {
 	select {
 	case <-ln.back:
-		loans.Put(ln)
+		putLoan(ln)
 		return
 	case <-ctx.Done():
 	}
@@ -64,7 +71,7 @@ func (c *Conn) awaitLoan(ctx context.Context, ln *loan) {
 	if ln.done {
 		c.lendMu.Unlock()
 		<-ln.back // sent right after done was set
-		loans.Put(ln)
+		putLoan(ln)
 		return
 	}
 	ln.takeBack()

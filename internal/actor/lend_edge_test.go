@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/amqproto/amqproto/internal/fakebroker"
 	"github.com/amqproto/amqproto/internal/sansio"
@@ -364,4 +366,17 @@ func TestCloseGivingUpReturnsPublishersOfLentBodies(t *testing.T) {
 			t.Fatal("a publisher still waits after Close gave up")
 		}
 	}
+}
+
+// Once Publish returns, the connection keeps nothing of a lent body alive:
+// the loan, pooled for a later publish, lets go of the caller's memory.
+func TestPublishKeepsNoLentBodyAlive(t *testing.T) {
+	c, ch := drainedChannel(t)
+	defer closeDrained(c)
+	body := new([1 << 20]byte)
+	gone := weak.Make(body)
+	require.NoError(t, publishBody(context.Background(), ch, "q", body[:], nil))
+	body = nil
+	runtime.GC()
+	require.Nil(t, gone.Value(), "the body outlived its Publish")
 }
