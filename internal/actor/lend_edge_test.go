@@ -380,3 +380,35 @@ func TestPublishKeepsNoLentBodyAlive(t *testing.T) {
 	runtime.GC()
 	require.Nil(t, gone.Value(), "the body outlived its Publish")
 }
+
+// Over a Unix socket bodies are lent as over TCP, and arrive whole,
+// although the caller overwrites its body as soon as Publish returns.
+func TestLentPublishOverAUnixSocket(t *testing.T) {
+	ln, err := net.Listen("unix", t.TempDir()+"/broker.sock")
+	require.NoError(t, err)
+	defer ln.Close()
+	client, err := net.Dial("unix", ln.Addr().String())
+	require.NoError(t, err)
+	server, err := ln.Accept()
+	require.NoError(t, err)
+	got := make(chan map[string][]byte, 1)
+	c, _ := scriptedConn(t, Config{}, client, server, func(b *fakebroker.Broker) {
+		b.Handshake(0)
+		b.OpenChannel()
+		got <- strictPublishes(b, fakebroker.FrameMax)
+	})
+	require.True(t, c.lends)
+	ch, err := c.OpenChannel(context.Background())
+	require.NoError(t, err)
+	buf := make([]byte, 1<<20)
+	for _, key := range []string{"a", "b", "c"} {
+		require.NoError(t, publishBody(context.Background(), ch, key, fillBody(buf, key, len(buf)), nil))
+		clear(buf)
+	}
+	require.NoError(t, c.Close(context.Background()))
+	arrived := <-got
+	require.Len(t, arrived, 3)
+	for key, body := range arrived {
+		require.True(t, string(fillBody(buf, key, len(buf))) == string(body), "%s arrived changed", key)
+	}
+}
