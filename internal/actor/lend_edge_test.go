@@ -412,3 +412,21 @@ func TestLentPublishOverAUnixSocket(t *testing.T) {
 		require.True(t, string(fillBody(buf, key, len(buf))) == string(body), "%s arrived changed", key)
 	}
 }
+
+// A heartbeat tick lets go of the vectors a write of large bodies grew
+// (two per body frame: a 100 MiB body at frame_max 8192 takes 25,600),
+// unless they are queued, as it lets go of large buffers.
+func TestHeartbeatTickLetsGoOfLongBatches(t *testing.T) {
+	l := &loop{c: &Conn{}}
+	l.next, l.spare = &l.batches[0], &l.batches[1]
+	l.spare.bufs = make(net.Buffers, 0, 25600)
+	l.next.bufs = make(net.Buffers, 1, 25600)
+	l.trimBuffers()
+	require.Nil(t, l.spare.bufs)
+	require.Len(t, l.next.bufs, 1, "queued: kept")
+
+	l.next.bufs = l.next.bufs[:0]
+	l.spare = nil // a write in progress, which the writer owns
+	l.trimBuffers()
+	require.Nil(t, l.next.bufs)
+}

@@ -282,10 +282,15 @@ func (l *loop) afterEach() {
 // keepBuffer is the largest buffer the loop keeps across a heartbeat tick.
 const keepBuffer = maxReadSize
 
+// keepVectors is the most vectors an empty write batch keeps across a
+// heartbeat tick: a lent body takes two per body frame.
+const keepVectors = 256
+
 // trimBuffers lets go of buffers grown by bulk traffic, so that a
 // connection that once moved a burst does not hold its high-water mark
 // while idle: the core's outgoing buffers grow to MaxOutgoing under a
-// burst of publishes, inbuf to a frame. It runs at each heartbeat tick,
+// burst of publishes, inbuf to a frame, a write batch's vectors to the
+// frames of the large bodies it wrote. It runs at each heartbeat tick,
 // which comes at least every half heartbeat interval while the connection
 // is open; a busy connection pays a buffer grown again per tick. During
 // the tick's step, writeDone keeps no large buffer either: the core's
@@ -294,6 +299,11 @@ func (l *loop) trimBuffers() {
 	l.coreSpares = slices.DeleteFunc(l.coreSpares, func(b []byte) bool { return cap(b) > keepBuffer })
 	if len(l.inbuf) == 0 && cap(l.inbuf) > keepBuffer {
 		l.inbuf = nil
+	}
+	for _, b := range [...]*writeBatch{l.next, l.spare} { // spare is nil while written
+		if b != nil && len(b.bufs) == 0 && cap(b.bufs) > keepVectors {
+			b.bufs = nil
+		}
 	}
 	l.reqSpare = nil
 	l.c.reqs.trim()
