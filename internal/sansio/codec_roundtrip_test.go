@@ -341,6 +341,23 @@ func TestCodecTableNesting(t *testing.T) {
 	requireCodecError(t, err, SyntaxError)
 	_, err = DecodeTable(wire(2000))
 	requireCodecError(t, err, SyntaxError)
+
+	// An empty innermost table counts as a level too: what decodes
+	// encodes again.
+	emptyWire := func(tables int) []byte {
+		p := []byte{0, 0, 0, 0}
+		for range tables - 1 {
+			entry := append([]byte{1, 't', 'F'}, p...)
+			p = append(binary.BigEndian.AppendUint32(nil, uint32(len(entry))), entry...)
+		}
+		return p
+	}
+	deepest, err := DecodeTable(emptyWire(maxDepth))
+	require.NoError(t, err)
+	_, err = AppendTable(nil, deepest)
+	require.NoError(t, err)
+	_, err = DecodeTable(emptyWire(maxDepth + 1))
+	requireCodecError(t, err, SyntaxError)
 }
 
 func TestCodecContentHeaderRoundTrip(t *testing.T) {

@@ -167,11 +167,16 @@ func (w *writer) inField(step string) {
 // table decodes a field table. An empty table decodes as nil.
 func (r *reader) table() Table {
 	p := r.longstrBytes()
-	if r.err != nil || len(p) == 0 {
+	if r.err != nil {
 		return nil
 	}
+	// An empty table counts too: the writer refuses the same depths, so
+	// whatever decodes encodes again (the server properties rely on it).
 	if r.depth >= maxDepth {
 		r.fail(errorf(SyntaxError, "field tables nested deeper than %d", maxDepth))
+		return nil
+	}
+	if len(p) == 0 {
 		return nil
 	}
 	sub := reader{buf: p, depth: r.depth + 1}
