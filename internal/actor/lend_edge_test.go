@@ -289,29 +289,46 @@ func TestBrokerClosingTheChannelOfLentPublishes(t *testing.T) {
 // silent (it neither reads nor sends) return when the missed heartbeats
 // end the connection.
 func TestMissedHeartbeatsReturnPublishersOfLentBodies(t *testing.T) {
+	c, returned := lentPublishesToASilentBroker(t, 1)
+	requireReturned(t, returned, "after the heartbeats stopped")
+	<-c.Done()
+	require.ErrorIs(t, c.Err(), sansio.ErrHeartbeatTimeout)
+}
+
+// lentPublishesToASilentBroker starts two publishers of 1 MiB bodies on a
+// connection whose broker, after the handshake (with the heartbeat in
+// seconds) and a channel, neither reads nor sends. It returns what each
+// Publish returns.
+func lentPublishesToASilentBroker(t *testing.T, heartbeat uint16) (*Conn, <-chan error) {
+	t.Helper()
 	stop := make(chan struct{})
 	c := tcpConn(t, Config{}, func(b *fakebroker.Broker) {
-		b.Handshake(1)
+		b.Handshake(heartbeat)
 		b.OpenChannel()
 		<-stop
 	})
-	defer close(stop)
+	t.Cleanup(func() { close(stop) })
 	ch, err := c.OpenChannel(context.Background())
 	require.NoError(t, err)
 	returned := make(chan error, 2)
 	for i := range 2 {
 		go func() { returned <- publishBody(context.Background(), ch, "q", pattern(1<<20, i), nil) }()
 	}
+	return c, returned
+}
+
+// requireReturned waits for both publishers of lentPublishesToASilentBroker,
+// which must have handed their publishes over.
+func requireReturned(t *testing.T, returned <-chan error, when string) {
+	t.Helper()
 	for range 2 {
 		select {
 		case err := <-returned:
 			require.NoError(t, err, "handed over")
 		case <-time.After(10 * time.Second):
-			t.Fatal("a publisher still waits after the heartbeats stopped")
+			t.Fatal("a publisher still waits " + when)
 		}
 	}
-	<-c.Done()
-	require.ErrorIs(t, c.Err(), sansio.ErrHeartbeatTimeout)
 }
 
 // Over a transport without a descriptor (net.Pipe here, TLS alike) nothing
@@ -341,31 +358,12 @@ func TestLargeBodyOverAPipeIsCopied(t *testing.T) {
 // A Close that gives up on a broker that reads nothing returns the
 // publishers waiting for their bodies to be written.
 func TestCloseGivingUpReturnsPublishersOfLentBodies(t *testing.T) {
-	stop := make(chan struct{})
-	c := tcpConn(t, Config{}, func(b *fakebroker.Broker) {
-		b.Handshake(0)
-		b.OpenChannel()
-		<-stop
-	})
-	defer close(stop)
-	ch, err := c.OpenChannel(context.Background())
-	require.NoError(t, err)
-	returned := make(chan error, 2)
-	for i := range 2 {
-		go func() { returned <- publishBody(context.Background(), ch, "q", pattern(1<<20, i), nil) }()
-	}
+	c, returned := lentPublishesToASilentBroker(t, 0)
 	waitPublished(t, c, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	require.ErrorIs(t, c.Close(ctx), context.DeadlineExceeded)
-	for range 2 {
-		select {
-		case err := <-returned:
-			require.NoError(t, err, "handed over")
-		case <-time.After(10 * time.Second):
-			t.Fatal("a publisher still waits after Close gave up")
-		}
-	}
+	requireReturned(t, returned, "after Close gave up")
 }
 
 // Once Publish returns, the connection keeps nothing of a lent body alive:
