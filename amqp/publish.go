@@ -213,6 +213,8 @@ func (ch *Channel) Confirm(ctx context.Context) error {
 // message is still sent whole, since a message cut short would break the
 // connection's frames. Smaller bodies, and all bodies on other transports
 // (TLS), are copied, and Publish returns without waiting for the socket.
+// With Recovery.RepublishUnconfirmed, a publish in confirm mode sends the
+// copy its Confirmation keeps, and Publish does not wait either.
 //
 // On a channel in confirm mode the returned Confirmation reports what the
 // broker did with it, including that loss, also after ctx ends; otherwise
@@ -244,7 +246,7 @@ func (ch *Channel) publish(ctx context.Context, p *Publishing, pt *publishTrace)
 		if g.a.InConfirmMode() {
 			c = ch.newConfirmation(p)
 			c.trace = pt
-			err = g.a.Publish(ctx, &m, &props, p.Body, &c.p)
+			err = c.publish(ctx, g.a, &m, &props, p.Body)
 		} else {
 			err = g.a.Publish(ctx, &m, &props, p.Body, nil)
 		}
@@ -256,6 +258,17 @@ func (ch *Channel) publish(ctx context.Context, p *Publishing, pt *publishTrace)
 		}
 		return c, nil
 	}
+}
+
+// publish hands c's message to ach. With the copy kept for
+// Recovery.RepublishUnconfirmed, that copy is what goes out: nobody changes
+// it, so Publish need not wait for a large body to be written, and the
+// caller's body is the caller's again at once.
+func (c *Confirmation) publish(ctx context.Context, ach *actor.Channel, m *sansio.BasicPublish, props *sansio.Properties, body []byte) error {
+	if c.again != nil {
+		return ach.PublishKept(ctx, m, props, c.again.Body, &c.p)
+	}
+	return ach.Publish(ctx, m, props, body, &c.p)
 }
 
 // newConfirmation makes the Confirmation of publishing p. With
@@ -303,7 +316,7 @@ func (ch *Channel) republish(ctx context.Context, ach *actor.Channel) error {
 		m := sansio.BasicPublish{Exchange: p.Exchange, RoutingKey: p.RoutingKey, Mandatory: p.Mandatory}
 		props := sansio.Properties(p.Properties)
 		c.p.Rearm()
-		err := ach.Publish(ctx, &m, &props, p.Body, &c.p)
+		err := c.publish(ctx, ach, &m, &props, p.Body)
 		switch {
 		case err == nil:
 		case connectionLevel(err):

@@ -41,8 +41,10 @@ type Recovery struct {
 	// channel, and its original Confirmation reports the new outcome. The
 	// broker may then hold the message twice. Without it, such a
 	// Confirmation fails with ErrOutcomeUnknown. With it, each publish in
-	// confirm mode keeps a copy of its body until its confirm comes: the
-	// caller's body is its own again once Publish returns.
+	// confirm mode keeps a copy of its body until its confirm comes, and
+	// that copy is what is sent: Publish never waits for a large body to
+	// be written, and the caller's body is its own again once Publish
+	// returns.
 	RepublishUnconfirmed bool
 	// Filter, when set, is asked before each recorded entity is re-declared
 	// (exchanges, queues, bindings, consumers); false leaves it out (a

@@ -325,6 +325,18 @@ func (p *Outcome) settle(outcome sansio.Confirm, err error) {
 // waits for that write; when ctx ends first, it copies what is left to
 // write and returns nil: the message is still sent whole.
 func (ch *Channel) Publish(ctx context.Context, m *sansio.BasicPublish, props *sansio.Properties, body []byte, pub *Outcome) error {
+	return ch.publish(ctx, m, props, body, pub, false)
+}
+
+// PublishKept is Publish for a body that nobody changes, ever: a copy the
+// caller keeps for a later publish (Recovery.RepublishUnconfirmed). A
+// large one is lent as Publish would lend it, but PublishKept does not
+// wait for it to be written.
+func (ch *Channel) PublishKept(ctx context.Context, m *sansio.BasicPublish, props *sansio.Properties, body []byte, pub *Outcome) error {
+	return ch.publish(ctx, m, props, body, pub, true)
+}
+
+func (ch *Channel) publish(ctx context.Context, m *sansio.BasicPublish, props *sansio.Properties, body []byte, pub *Outcome, kept bool) error {
 	c := ch.conn
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
@@ -360,9 +372,11 @@ func (ch *Channel) Publish(ctx context.Context, m *sansio.BasicPublish, props *s
 		c.dropEncoded(frames, ln)
 		return err
 	}
-	if ln != nil {
+	if ln != nil && !kept {
 		c.awaitLoan(ctx, ln)
 	}
+	// A kept body's loan is never pooled: its repay lands in its own
+	// buffered channel, which nobody reads, and the collector takes both.
 	return nil
 }
 

@@ -365,3 +365,44 @@ func TestCopyRestCopiesWhatIsLeftOnly(t *testing.T) {
 		}
 	}
 }
+
+// A kept body (the copy RepublishUnconfirmed keeps) is lent without its
+// publisher waiting: PublishKept returns while the socket has not taken
+// the body, and the write goes on from that memory (a change made to its
+// end after PublishKept returned, under lendMu as a write would see it, is
+// what the broker gets).
+func TestKeptBodyIsLentWithoutWaiting(t *testing.T) {
+	resume := make(chan struct{})
+	got := make(chan []byte, 1)
+	c := tcpConn(t, Config{}, func(b *fakebroker.Broker) {
+		b.Handshake(0)
+		b.OpenChannel()
+		<-resume // the client's socket fills
+		got <- fakebroker.ExpectContent[*sansio.BasicPublish](b).Body
+		b.AnswerClose()
+	})
+	var once sync.Once
+	release := func() { once.Do(func() { close(resume) }) }
+	t.Cleanup(release) // before the broker's script is waited for
+	ch, err := c.OpenChannel(context.Background())
+	require.NoError(t, err)
+	body := pattern(16<<20, 3) // more than the sockets' buffers hold
+	returned := make(chan error, 1)
+	go func() {
+		returned <- ch.PublishKept(context.Background(), &sansio.BasicPublish{RoutingKey: "q"}, &sansio.Properties{}, body, nil)
+	}()
+	select {
+	case err := <-returned:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("PublishKept waited for the socket")
+	}
+	waitPublished(t, c, 1)
+	want := bytes.Clone(body)
+	c.lendMu.Lock()
+	body[len(body)-1] ^= 0xff
+	want[len(want)-1] ^= 0xff
+	c.lendMu.Unlock()
+	release()
+	require.Equal(t, want, <-got)
+}
