@@ -185,7 +185,8 @@ type Outcome struct {
 	waiter chan struct{} // capacity 1; settle sends one value
 }
 
-// closedDone is the Done of every publish settled before anyone asked.
+// closedDone is closed from the start: the Done of every publish settled
+// before anyone asked, and a case that select takes at once.
 var closedDone = func() chan struct{} {
 	c := make(chan struct{})
 	close(c)

@@ -166,14 +166,6 @@ func (l *loop) run() {
 	l.shutdown()
 }
 
-// ready is a channel that is always ready: step waits on it in place of
-// the publishes' signal while publishes it took are still to be handled.
-var ready = func() chan struct{} {
-	c := make(chan struct{})
-	close(c)
-	return c
-}()
-
 // step waits for one thing to happen and handles it.
 func (l *loop) step() {
 	c := l.c
@@ -181,7 +173,7 @@ func (l *loop) step() {
 	if l.core.IsOpen() && l.outgoing() < c.cfg.MaxOutgoing {
 		pubs = c.pubs.signal
 		if l.publishesTaken() {
-			pubs = ready
+			pubs = closedDone // ready at once: publishes taken wait
 		}
 	}
 	select {
