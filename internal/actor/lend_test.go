@@ -36,15 +36,7 @@ func publishBody(ctx context.Context, ch *Channel, key string, body []byte, pub 
 // made to it before Publish returns (under lendMu, as a write would see
 // it) is what the broker gets.
 func TestLentBodyIsWrittenFromTheCallersMemory(t *testing.T) {
-	resume := make(chan struct{})
-	got := make(chan []byte, 1)
-	c := tcpConn(t, Config{}, func(b *fakebroker.Broker) {
-		b.Handshake(0)
-		b.OpenChannel()
-		<-resume // the client's socket fills
-		got <- fakebroker.ExpectContent[*sansio.BasicPublish](b).Body
-		b.AnswerClose()
-	})
+	c, resume, got := stalledBroker(t)
 	require.True(t, c.lends)
 	ch, err := c.OpenChannel(context.Background())
 	require.NoError(t, err)
@@ -62,9 +54,29 @@ func TestLentBodyIsWrittenFromTheCallersMemory(t *testing.T) {
 		t.Fatalf("Publish returned (%v) before its body was written", err)
 	default:
 	}
-	close(resume)
+	resume()
 	require.NoError(t, <-published)
 	require.Equal(t, want, <-got)
+}
+
+// stalledBroker connects to a broker that, after the handshake and a
+// channel, reads nothing until resume is called (at the latest when the
+// test ends), then sends the body of the first publish to got.
+func stalledBroker(t *testing.T) (c *Conn, resume func(), got <-chan []byte) {
+	t.Helper()
+	resumed := make(chan struct{})
+	bodies := make(chan []byte, 1)
+	c = tcpConn(t, Config{}, func(b *fakebroker.Broker) {
+		b.Handshake(0)
+		b.OpenChannel()
+		<-resumed // the client's socket fills
+		bodies <- fakebroker.ExpectContent[*sansio.BasicPublish](b).Body
+		b.AnswerClose()
+	})
+	var once sync.Once
+	resume = func() { once.Do(func() { close(resumed) }) }
+	t.Cleanup(resume) // before the broker's script is waited for
+	return c, resume, bodies
 }
 
 // waitPublished waits until the loop has numbered n publishes.
@@ -372,18 +384,7 @@ func TestCopyRestCopiesWhatIsLeftOnly(t *testing.T) {
 // end after PublishKept returned, under lendMu as a write would see it, is
 // what the broker gets).
 func TestKeptBodyIsLentWithoutWaiting(t *testing.T) {
-	resume := make(chan struct{})
-	got := make(chan []byte, 1)
-	c := tcpConn(t, Config{}, func(b *fakebroker.Broker) {
-		b.Handshake(0)
-		b.OpenChannel()
-		<-resume // the client's socket fills
-		got <- fakebroker.ExpectContent[*sansio.BasicPublish](b).Body
-		b.AnswerClose()
-	})
-	var once sync.Once
-	release := func() { once.Do(func() { close(resume) }) }
-	t.Cleanup(release) // before the broker's script is waited for
+	c, resume, got := stalledBroker(t)
 	ch, err := c.OpenChannel(context.Background())
 	require.NoError(t, err)
 	body := pattern(16<<20, 3) // more than the sockets' buffers hold
@@ -403,6 +404,6 @@ func TestKeptBodyIsLentWithoutWaiting(t *testing.T) {
 	body[len(body)-1] ^= 0xff
 	want[len(want)-1] ^= 0xff
 	c.lendMu.Unlock()
-	release()
+	resume()
 	require.Equal(t, want, <-got)
 }
