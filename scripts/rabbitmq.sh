@@ -548,10 +548,13 @@ cmd_env() {
 # Three nodes ${CLUSTER_PREFIX}1..3@localhost on AMQP ports CLUSTER_PORT..+2
 # (Erlang distribution port = AMQP port + 20000), plain AMQP only, one shared
 # Erlang cookie, state under $CLUSTER_DIR/nodeN. Node 1 boots as a
-# standalone node; nodes 2 and 3 name only node 1 (and themselves) in their
-# classic_config peer discovery and retry until it answers, then join it. That makes the
-# formation deterministic without RabbitMQ's randomized startup delay (5 to
-# 60 s by default), which exists for nodes that all name each other.
+# standalone node and loads the definitions; then nodes 2 and 3, which name
+# only node 1 (and themselves) in their classic_config peer discovery, join
+# it. That makes the formation deterministic without RabbitMQ's randomized
+# startup delay (5 to 60 s by default), which exists for nodes that all name
+# each other. Nodes 2 and 3 must not join while node 1 creates the vhosts:
+# they would never start them, and refuse every connection.open ("vhost '/'
+# is down") while answering the AMQP header.
 #
 # A node that was part of the cluster and restarts (node-start) skips peer
 # discovery: it rejoins from its own database. After all three stopped,
@@ -659,22 +662,52 @@ cluster_running_count() {
 	printf '%s' "$out" | grep -o '@' | wc -l
 }
 
-# Waits until node $1 sees every node running, or until second $2.
+# True when every virtual host runs on node $1. A node answers AMQP with a
+# vhost that is not running there (connection.open then fails with "vhost
+# '/' is down"): RabbitMQ 3.10 starts a new vhost only on the nodes that run
+# when it is created, and a node that joined meanwhile never starts it.
+vhosts_running() {
+	local out
+	out="$(timeout 20 "$CLUSTER_CTL" -n "$(cluster_node_name "$1")" eval \
+		'lists:all(fun(V) -> rabbit_vhost_sup_sup:is_vhost_alive(V) end, rabbit_vhost:list_names()).' \
+		2>/dev/null || true)"
+	[ "$out" = true ]
+}
+
+# Starts on node $1 every vhost that does not run there.
+restart_vhosts() {
+	timeout 20 "$CLUSTER_CTL" -n "$(cluster_node_name "$1")" eval \
+		'[rabbit_vhost_sup_sup:start_vhost(V) || V <- rabbit_vhost:list_names(), not rabbit_vhost_sup_sup:is_vhost_alive(V)].' \
+		>/dev/null 2>&1 || true
+}
+
+# Waits until node $1 sees every node running and runs every vhost, or until
+# second $2. A vhost still down 10 s after the node sees the whole cluster is
+# started by hand, once.
 await_cluster_view() {
-	until [ "$(cluster_running_count "$1")" -eq "$CLUSTER_SIZE" ]; do
-		use_node "$1"
+	local whole_since=
+	use_node "$1"
+	until [ "$(cluster_running_count "$1")" -eq "$CLUSTER_SIZE" ] && vhosts_running "$1"; do
 		node_pid >/dev/null || die "$NODENAME exited while joining the cluster"
 		if [ "$SECONDS" -ge "$2" ]; then
 			show_logs
-			die "$NODENAME does not see $CLUSTER_SIZE running nodes after ${BOOT_TIMEOUT}s"
+			die "$NODENAME does not see $CLUSTER_SIZE running nodes, or does not run every vhost, after ${BOOT_TIMEOUT}s"
+		fi
+		if [ "$(cluster_running_count "$1")" -eq "$CLUSTER_SIZE" ]; then
+			whole_since="${whole_since:-$SECONDS}"
+			if [ "$whole_since" != done ] && [ $((SECONDS - whole_since)) -ge 10 ]; then
+				log "$NODENAME does not run every vhost: starting them"
+				restart_vhosts "$1"
+				whole_since=done
+			fi
 		fi
 		sleep 0.5
 	done
 }
 
 # Starts the nodes given as arguments together and waits until each answers
-# AMQP and sees the whole cluster running.
-start_nodes() {
+# AMQP.
+boot_nodes() {
 	local n deadline=$((SECONDS + BOOT_TIMEOUT))
 	for n in "$@"; do
 		use_node "$n"
@@ -686,6 +719,13 @@ start_nodes() {
 		use_node "$n"
 		await_node "$deadline"
 	done
+}
+
+# Starts the nodes given as arguments together and waits until each answers
+# AMQP, sees the whole cluster running and runs every vhost.
+start_nodes() {
+	local n deadline=$((SECONDS + BOOT_TIMEOUT))
+	boot_nodes "$@"
 	for n in "$@"; do
 		await_cluster_view "$n" "$deadline"
 	done
@@ -745,7 +785,15 @@ cmd_cluster_up() {
 			rm -f "$LOG_DIR"/*.log
 			: >"$SERVER_LOG"
 		done
-		start_nodes 1 2 3
+		if [ "${AMQP_KEEP_DATA:-}" = 1 ]; then
+			start_nodes 1 2 3
+		else
+			# Node 1 first, with its vhosts: a node that joins while
+			# node 1 creates them would not run them (see vhosts_running).
+			boot_nodes 1
+			start_nodes 2 3
+			await_cluster_view 1 $((SECONDS + BOOT_TIMEOUT))
+		fi
 	fi
 	echo "rabbitmq: cluster up after $((SECONDS - start))s ($(cluster_urls))"
 }
@@ -757,7 +805,10 @@ cluster_healthy() {
 		use_node "$n"
 		is_up || return 1
 	done
-	[ "$(cluster_running_count 1)" -eq "$CLUSTER_SIZE" ]
+	[ "$(cluster_running_count 1)" -eq "$CLUSTER_SIZE" ] || return 1
+	for n in 1 2 3; do
+		vhosts_running "$n" || return 1
+	done
 }
 
 cmd_cluster_down() {
