@@ -138,10 +138,12 @@ func (ch *Channel) Close(ctx context.Context) error {
 }
 
 // Send queues an asynchronous method (basic.ack, nack, reject) without
-// waiting for anything. A ctx already done sends nothing and returns its
-// error; once Send returned nil, the method goes out unless the channel
-// ends first. Unlike the methods of Call, it may go out before publishes
-// handed over earlier (see afterPublishes).
+// waiting for the broker. It waits only while the loop has not taken
+// maxSendsQueued earlier ones, which a caller sending in a tight loop can
+// reach. A ctx already done sends nothing and returns its error; once Send
+// returned nil, the method goes out unless the channel ends first. Unlike
+// the methods of Call, it may go out before publishes handed over earlier
+// (see afterPublishes).
 func (ch *Channel) Send(ctx context.Context, m sansio.Method) error {
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
@@ -149,7 +151,15 @@ func (ch *Channel) Send(ctx context.Context, m sansio.Method) error {
 	if err := ch.Err(); err != nil {
 		return err
 	}
-	if !ch.conn.reqs.push(request{kind: reqCall, ch: ch, m: m}) {
+	c := ch.conn
+	if !c.sends.enter(ctx, ch.ctx.Done()) {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		return ch.errOrClosed()
+	}
+	if !c.reqs.push(request{kind: reqCall, sent: true, ch: ch, m: m}) {
+		c.sends.leave(1)
 		return ch.errOrClosed()
 	}
 	return nil

@@ -94,6 +94,7 @@ type Conn struct {
 	// request made the loop take past MaxOutgoing (loop.owed); the loop
 	// bounds the rest by not taking publishes while that buffer is full.
 	queued         *budget
+	sends          sendGate
 	framePool      sync.Pool
 	largeFramePool sync.Pool
 
@@ -138,6 +139,7 @@ const (
 // request is a call into the loop other than a publish, queued on c.reqs.
 type request struct {
 	kind  reqKind
+	sent  bool          // queued by Channel.Send: counted by c.sends until taken
 	ch    *Channel      // nil for the connection's requests
 	m     sansio.Method // the method to send, if any
 	cons  *Consumer     // reqConsume, reqCancelConsumer

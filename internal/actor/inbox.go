@@ -11,7 +11,7 @@ import "sync"
 //
 // An inbox does not bound what it holds; its senders are bounded
 // elsewhere: publishes by Conn.queued, calls by the goroutines waiting for
-// their replies, acks by the deliveries they settle.
+// their replies, acks and other Sends by Conn.sends.
 type inbox[T any] struct {
 	mu     sync.Mutex
 	items  []T

@@ -213,11 +213,23 @@ func (l *loop) doneReading(rb *readBuf) {
 // handleRequests handles every request queued, in order.
 func (l *loop) handleRequests() {
 	reqs := l.c.reqs.take(l.reqSpare)
+	l.c.sends.leave(countSent(reqs))
 	for _, req := range reqs {
 		l.handle(req)
 	}
 	clear(reqs) // an idle connection keeps no reply channel or method alive
 	l.reqSpare = reqs
+}
+
+// countSent is the number of reqs queued by Channel.Send.
+func countSent(reqs []request) int64 {
+	var n int64
+	for _, req := range reqs {
+		if req.sent {
+			n++
+		}
+	}
+	return n
 }
 
 // publishBatch is the most publishes a step handles: a burst costs one pass
@@ -571,7 +583,9 @@ func (l *loop) shutdown() {
 // drainRequests fails requests that were queued but never handled, and
 // returns pooled frames.
 func (l *loop) drainRequests(err error) {
-	for _, req := range l.c.reqs.close() {
+	reqs := l.c.reqs.close()
+	l.c.sends.leave(countSent(reqs))
+	for _, req := range reqs {
 		if req.reply != nil {
 			req.reply <- Result{Err: err}
 		}
