@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -250,6 +251,15 @@ func (c *Conn) abort(cause error) {
 	c.cancel(cause)
 }
 
+// closeGaveUp is the end of a connection whose Close stopped waiting for
+// the broker with err (its context's error, or errCloseTimeout). The
+// channels' contexts take it as their cause at once, so it is what the
+// calls waiting on them return: it matches ErrConnectionClosed, and not
+// err, which a caller whose own context is alive would take for its own.
+func closeGaveUp(err error) error {
+	return fmt.Errorf("amqp: connection closed without the broker's close-ok: %v (%w)", err, sansio.ErrConnectionClosed)
+}
+
 // CloseTimeout bounds the wait for the broker's close-ok when Close is
 // called with a context that has no deadline.
 const CloseTimeout = 10 * time.Second
@@ -280,7 +290,7 @@ func (c *Conn) Close(ctx context.Context) error {
 	case <-c.done:
 	case <-ctx.Done():
 		gaveUp = context.Cause(ctx)
-		c.abort(gaveUp)
+		c.abort(closeGaveUp(gaveUp))
 		// The loop's shutdown would give unsent bytes a moment to drain;
 		// there is no time left for that. Closing the transport ends the
 		// writes in progress at once.
