@@ -154,10 +154,38 @@ func (ch *Channel) addConsumer(c *Consumer, g *chanGen) bool {
 	return true
 }
 
+// removeConsumer forgets c, which ended or was cancelled.
 func (ch *Channel) removeConsumer(c *Consumer) {
 	ch.mu.Lock()
-	defer ch.mu.Unlock()
 	ch.consumers = slices.DeleteFunc(ch.consumers, func(o *Consumer) bool { return o == c })
+	queue := c.queue
+	ch.mu.Unlock()
+	ch.conn.consumerGone(queue)
+}
+
+// consumesFrom reports whether a consumer of the channel consumes from
+// queue.
+func (ch *Channel) consumesFrom(queue string) bool {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return slices.ContainsFunc(ch.consumers, func(c *Consumer) bool { return c.queue == queue })
+}
+
+// consumerGone forgets the auto-delete queue a consumer of c consumed from
+// once no consumer of c does: the broker deleted it with its last consumer,
+// and a recovery must not declare it again, where nothing would ever
+// delete it. (A consumer on another connection may keep it alive on the
+// broker; then a recovery leaves it to that connection.)
+func (c *Conn) consumerGone(queue string) {
+	if !c.topo.autoDeleteQueue(queue) {
+		return
+	}
+	for _, ch := range c.openChannels() {
+		if ch.consumesFrom(queue) {
+			return
+		}
+	}
+	c.topo.queueDeleted(queue)
 }
 
 // renameQueue makes the consumers of a renamed server-named queue follow it.

@@ -224,8 +224,11 @@
 //   - the topology declared through this Conn: exchanges, queues (a
 //     server-named queue gets a new name, and its bindings and consumers
 //     follow it; RecoveryEvents reports the new name) and bindings.
-//     Deletions and unbindings remove entities from the record;
-//     Recovery.Filter leaves entities out. An entity the broker refuses is
+//     Deletions and unbindings remove entities from the record, and so
+//     does what the broker deletes by itself: an auto-delete queue once
+//     this Conn's last consumer of it is cancelled or its channel closed,
+//     an auto-delete exchange once this Conn's last binding from it is
+//     gone; Recovery.Filter leaves entities out. An entity the broker refuses is
 //     reported (TopologyFailed) and the rest goes on;
 //   - every open Channel, with its Qos, confirm mode and transaction mode;
 //   - every Consumer, with its tag, on its Channel.

@@ -825,6 +825,62 @@ func TestRecoveryRecordDeletionsAndFilter(t *testing.T) {
 	require.ErrorIs(t, skipped.Err(), ErrConsumerNotRecovered)
 }
 
+// What the broker deletes by itself leaves the record too: an auto-delete
+// queue once the connection's last consumer of it is gone (cancelled, or
+// its channel closed), then an auto-delete exchange once its last binding
+// went with it. A recovery declaring them again would leave them on the
+// broker for ever.
+func TestRecoveryForgetsWhatTheBrokerAutoDeleted(t *testing.T) {
+	c, bs := recoveringConn(t, Config{Recovery: Recovery{Backoff: func(int) time.Duration { return 0 }}}, nil)
+	ctx := context.Background()
+	ch, err := c.Channel(ctx)
+	require.NoError(t, err)
+	require.NoError(t, ch.ExchangeDeclare(ctx, "xa", "fanout", ExchangeOptions{AutoDelete: true}))
+	require.NoError(t, ch.ExchangeDeclare(ctx, "xkeep", "direct", ExchangeOptions{AutoDelete: true}))
+	for _, q := range []string{"qa", "qb"} {
+		_, err := ch.QueueDeclare(ctx, q, QueueOptions{AutoDelete: true})
+		require.NoError(t, err)
+	}
+	_, err = ch.QueueDeclare(ctx, "q", QueueOptions{})
+	require.NoError(t, err)
+	require.NoError(t, ch.QueueBind(ctx, "qa", "xa", "", nil))
+	require.NoError(t, ch.QueueBind(ctx, "q", "xkeep", "k", nil))
+	require.NoError(t, ch.QueueBind(ctx, "qb", "xkeep", "k", nil))
+
+	first, err := ch.Consume(ctx, "qa", ConsumeOptions{})
+	require.NoError(t, err)
+	other, err := c.Channel(ctx)
+	require.NoError(t, err)
+	second, err := other.Consume(ctx, "qa", ConsumeOptions{})
+	require.NoError(t, err)
+	third, err := c.Channel(ctx)
+	require.NoError(t, err)
+	_, err = third.Consume(ctx, "qb", ConsumeOptions{})
+	require.NoError(t, err)
+
+	require.NoError(t, first.Cancel(ctx))
+	require.True(t, c.topo.autoDeleteQueue("qa"), "another consumer keeps qa")
+	require.NoError(t, second.Cancel(ctx))
+	require.NoError(t, third.Close(ctx))
+	require.Eventually(t, func() bool { return !c.topo.autoDeleteQueue("qb") }, 5*time.Second, time.Millisecond,
+		"qb is forgotten once the channel of its consumer closed")
+
+	bs.kill(1)
+	awaitEvent(t, c, Recovered)
+	var got []string
+	for _, r := range bs.received(2) {
+		switch m := r.m.(type) {
+		case *sansio.ExchangeDeclare:
+			got = append(got, "exchange "+m.Exchange)
+		case *sansio.QueueDeclare:
+			got = append(got, "queue "+m.Queue)
+		case *sansio.QueueBind:
+			got = append(got, "bind "+m.Queue+" "+m.Exchange)
+		}
+	}
+	require.Equal(t, []string{"exchange xkeep", "queue q", "bind q xkeep"}, got)
+}
+
 // RecoveryEvents never blocks the recovery: beyond its buffer the oldest
 // events are dropped.
 func TestRecoveryEventsDropTheOldest(t *testing.T) {

@@ -10,8 +10,11 @@ import (
 
 // topology records what was declared through a Conn, so that recovery can
 // declare it again in the same order: exchanges, queues, then bindings.
-// Deletions remove entities and the bindings that named them. Consumers are
-// recorded by their Channel, which re-registers them.
+// Deletions remove entities and the bindings that named them, and what the
+// broker deletes by itself: an auto-delete queue once this connection's
+// last consumer of it is gone (see Conn.consumerGone), an auto-delete
+// exchange once its last binding is. Consumers are recorded by their
+// Channel, which re-registers them.
 type topology struct {
 	mu        sync.Mutex
 	exchanges []*sansio.ExchangeDeclare
@@ -67,10 +70,45 @@ func (t *topology) exchangeDeclared(m *sansio.ExchangeDeclare) {
 func (t *topology) exchangeDeleted(name string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.exchangeDeletedLocked(name)
+}
+
+func (t *topology) exchangeDeletedLocked(name string) {
 	t.exchanges = slices.DeleteFunc(t.exchanges, func(e *sansio.ExchangeDeclare) bool { return e.Exchange == name })
-	t.bindings = slices.DeleteFunc(t.bindings, func(b recordedBinding) bool {
+	t.removeBindingsLocked(func(b recordedBinding) bool {
 		return b.source == name || (b.exchange && b.destination == name)
 	})
+}
+
+// removeBindingsLocked drops the bindings that match, then, as the broker
+// does, the auto-delete exchanges that lost their last binding with them.
+// (Bindings made on other connections may keep such an exchange alive on
+// the broker; the record knows only this connection's.)
+func (t *topology) removeBindingsLocked(match func(recordedBinding) bool) {
+	var sources []string
+	t.bindings = slices.DeleteFunc(t.bindings, func(b recordedBinding) bool {
+		if match(b) {
+			sources = append(sources, b.source)
+			return true
+		}
+		return false
+	})
+	for _, name := range sources {
+		if t.autoDeleteExchangeLocked(name) && !slices.ContainsFunc(t.bindings, func(b recordedBinding) bool { return b.source == name }) {
+			t.exchangeDeletedLocked(name)
+		}
+	}
+}
+
+func (t *topology) autoDeleteExchangeLocked(name string) bool {
+	return slices.ContainsFunc(t.exchanges, func(e *sansio.ExchangeDeclare) bool { return e.Exchange == name && e.AutoDelete })
+}
+
+// autoDeleteQueue reports whether name is recorded as an auto-delete queue.
+func (t *topology) autoDeleteQueue(name string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.ContainsFunc(t.queues, func(q *recordedQueue) bool { return q.decl.Queue == name && q.decl.AutoDelete })
 }
 
 // queueDeclared records a declared queue under the name the broker gave it.
@@ -99,9 +137,7 @@ func (t *topology) queueDeleted(name string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.queues = slices.DeleteFunc(t.queues, func(q *recordedQueue) bool { return q.decl.Queue == name })
-	t.bindings = slices.DeleteFunc(t.bindings, func(b recordedBinding) bool {
-		return !b.exchange && b.destination == name
-	})
+	t.removeBindingsLocked(func(b recordedBinding) bool { return !b.exchange && b.destination == name })
 }
 
 func (t *topology) bound(b recordedBinding) {
@@ -116,7 +152,7 @@ func (t *topology) bound(b recordedBinding) {
 func (t *topology) unbound(b recordedBinding) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.bindings = slices.DeleteFunc(t.bindings, b.same)
+	t.removeBindingsLocked(b.same)
 }
 
 // renameQueue makes the record follow a server-named queue's new name.
