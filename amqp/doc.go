@@ -228,8 +228,12 @@
 //     does what the broker deletes by itself: an auto-delete queue once
 //     this Conn's last consumer of it is cancelled or its channel closed,
 //     an auto-delete exchange once this Conn's last binding from it is
-//     gone; Recovery.Filter leaves entities out. An entity the broker refuses is
-//     reported (TopologyFailed) and the rest goes on;
+//     gone; Recovery.Filter leaves entities out. An entity the broker
+//     refuses is reported (TopologyFailed) and the rest goes on. A named
+//     exclusive queue refused with 405 RESOURCE_LOCKED is first declared
+//     again for up to two heartbeat intervals and 5 s: after a silent
+//     failure (a partition) the broker keeps the lost connection, and its
+//     exclusive queues, until it misses that connection's heartbeats;
 //   - every open Channel, with its Qos, confirm mode and transaction mode;
 //   - every Consumer, with its tag, on its Channel.
 //

@@ -3,6 +3,7 @@ package amqp
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -338,16 +339,12 @@ func (r *redeclarer) declare(ctx context.Context, e TopologyEntity, m sansio.Met
 	if r.err != nil || (r.c.cfg.Recovery.Filter != nil && !r.c.cfg.Recovery.Filter(e)) {
 		return
 	}
-	if r.ch == nil || r.ch.Err() != nil {
-		ch, err := r.a.OpenChannel(ctx)
-		if err != nil {
-			r.err = err
-			return
-		}
-		r.ch = ch
+	res := r.call(ctx, m)
+	if lockedByTheLostSocket(m, res.Err) {
+		res = r.awaitUnlocked(ctx, m, res)
 	}
-	res := r.ch.Call(ctx, m)
 	switch {
+	case r.err != nil:
 	case res.Err == nil:
 		if then != nil {
 			then(res.Method)
@@ -358,6 +355,56 @@ func (r *redeclarer) declare(ctx context.Context, e TopologyEntity, m sansio.Met
 		r.c.log.Warn("amqp: recovery could not declare an entity again", "entity", e.String(), "err", res.Err)
 		r.c.emit(RecoveryEvent{Kind: TopologyFailed, Entity: e, Err: res.Err, Generation: r.c.Generation()})
 	}
+}
+
+// call sends m on the redeclarer's channel, opening one first when the
+// broker closed the last over an entity it refused.
+func (r *redeclarer) call(ctx context.Context, m sansio.Method) actor.Result {
+	if r.ch == nil || r.ch.Err() != nil {
+		ch, err := r.a.OpenChannel(ctx)
+		if err != nil {
+			r.err = err
+			return actor.Result{Err: err}
+		}
+		r.ch = ch
+	}
+	return r.ch.Call(ctx, m)
+}
+
+// lockedByTheLostSocket reports whether err refuses a named exclusive
+// queue because another connection holds it: after a link that failed
+// silently (a partition, a blackhole), the broker keeps the lost
+// connection, and the queue, until it misses that connection's
+// heartbeats.
+func lockedByTheLostSocket(m sansio.Method, err error) bool {
+	q, ok := m.(*sansio.QueueDeclare)
+	return ok && q.Exclusive && q.Queue != "" && errors.Is(err, ErrResourceLocked)
+}
+
+// Waits between declarations of a queue the lost socket still holds.
+const (
+	lockedFirstWait = 100 * time.Millisecond
+	lockedMaxWait   = time.Second
+)
+
+// awaitUnlocked declares the queue of the refusal res again until the
+// broker lets the lost connection go: for at most two of the new socket's
+// heartbeat intervals (the broker's own timeout for the lost one, whose
+// heartbeat was the same) and a margin.
+func (r *redeclarer) awaitUnlocked(ctx context.Context, m sansio.Method, res actor.Result) actor.Result {
+	limit := 2*r.a.Tuning().Heartbeat + 5*time.Second
+	deadline := time.Now().Add(limit)
+	for wait := lockedFirstWait; lockedByTheLostSocket(m, res.Err) && time.Now().Before(deadline); wait = min(2*wait, lockedMaxWait) {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return actor.Result{Err: context.Cause(ctx)}
+		}
+		res = r.call(ctx, m)
+	}
+	return res
 }
 
 // redeclaration is the queue.declare that brings q back: a server-named

@@ -26,6 +26,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -113,6 +114,20 @@ func (p *Proxy) Blackhole(on bool) {
 		close(p.resume)
 	}
 	p.blackhole = on
+}
+
+// Partition cuts every current connection off for good without closing
+// anything, as a network partition that never heals for them: nothing
+// crosses any more, not even a peer's close, so each side learns of it
+// only from its own heartbeat. New connections are forwarded as usual
+// (the client reached the broker by another route). Close or Cut ends the
+// partitioned connections.
+func (p *Proxy) Partition() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for l := range p.links {
+		l.partitioned.Store(true)
+	}
 }
 
 // Refuse(true) makes the proxy reset every new connection as soon as it
@@ -252,9 +267,10 @@ type link struct {
 	client net.Conn
 	done   chan struct{} // closed by close
 
-	once   sync.Once
-	mu     sync.Mutex
-	server net.Conn // nil until the dial succeeds; guarded by mu
+	once        sync.Once
+	mu          sync.Mutex
+	server      net.Conn // nil until the dial succeeds; guarded by mu
+	partitioned atomic.Bool
 }
 
 // run dials target, then copies client→target on a second goroutine and
@@ -296,7 +312,7 @@ func (l *link) copy(dst, src net.Conn) {
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			if !l.p.hold(l.done) {
+			if l.cutOff() || !l.p.hold(l.done) || l.cutOff() {
 				return
 			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {
@@ -304,9 +320,21 @@ func (l *link) copy(dst, src net.Conn) {
 			}
 		}
 		if err != nil {
+			l.cutOff() // the close does not cross a partition either
 			return
 		}
 	}
+}
+
+// cutOff reports whether the link is partitioned, once it has ended: a
+// partitioned link forwards nothing more and closes nothing, and its
+// sender's socket buffers fill as they would.
+func (l *link) cutOff() bool {
+	if !l.partitioned.Load() {
+		return false
+	}
+	<-l.done
+	return true
 }
 
 // close closes both sockets, with a reset when rst is set, and forgets the

@@ -280,3 +280,50 @@ func TestCloseEndsEverything(t *testing.T) {
 	require.Error(t, err, "the listener is closed")
 	// goleak (TestMain) checks that no goroutine of the proxy is left.
 }
+
+func TestPartitionKeepsEvenACloseFromCrossing(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	p := newProxy(t, ln.Addr().String())
+	accept := func() (client, server net.Conn) {
+		client, err := net.Dial("tcp", p.Addr())
+		require.NoError(t, err)
+		server, err = ln.Accept()
+		require.NoError(t, err)
+		return client, server
+	}
+	crosses := func(from, to net.Conn) bool {
+		_, err := from.Write([]byte("x"))
+		require.NoError(t, err)
+		require.NoError(t, to.SetReadDeadline(time.Now().Add(quiet)))
+		_, err = to.Read(make([]byte, 1))
+		if err != nil {
+			require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+		}
+		return err == nil
+	}
+	client, server := accept()
+	defer server.Close()
+	require.True(t, crosses(client, server))
+
+	p.Partition()
+	require.False(t, crosses(client, server), "bytes crossed the partition")
+	require.False(t, crosses(server, client), "bytes crossed the partition")
+	require.NoError(t, client.Close())
+	require.NoError(t, server.SetReadDeadline(time.Now().Add(quiet)))
+	_, err = server.Read(make([]byte, 1))
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded, "the close crossed the partition")
+
+	// A new connection goes through.
+	client2, server2 := accept()
+	defer client2.Close()
+	defer server2.Close()
+	require.True(t, crosses(client2, server2))
+
+	p.Cut()
+	require.NoError(t, server.SetReadDeadline(time.Now().Add(step)))
+	_, err = server.Read(make([]byte, 1))
+	require.Error(t, err)
+	require.NotErrorIs(t, err, os.ErrDeadlineExceeded, "Cut ends a partitioned connection")
+}
