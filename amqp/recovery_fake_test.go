@@ -807,20 +807,7 @@ func TestRecoveryRecordDeletionsAndFilter(t *testing.T) {
 	require.NoError(t, err)
 	bs.kill(1)
 	awaitEvent(t, c, Recovered)
-	var got []string
-	for _, r := range bs.received(2) {
-		switch m := r.m.(type) {
-		case *sansio.ExchangeDeclare:
-			got = append(got, "exchange "+m.Exchange)
-		case *sansio.QueueDeclare:
-			got = append(got, "queue "+m.Queue)
-		case *sansio.QueueBind:
-			got = append(got, "bind "+m.Queue+" "+m.Exchange+" "+m.RoutingKey)
-		case *sansio.BasicConsume:
-			got = append(got, "consume "+m.ConsumerTag)
-		}
-	}
-	require.Equal(t, []string{"exchange x1", "queue q1", "bind q1 x1 k1"}, got)
+	require.Equal(t, []string{"exchange x1", "queue q1", "bind q1 x1 k1"}, redeclared(bs.received(2)))
 	requireClosed(t, skipped.Deliveries())
 	require.ErrorIs(t, skipped.Err(), ErrConsumerNotRecovered)
 }
@@ -867,18 +854,26 @@ func TestRecoveryForgetsWhatTheBrokerAutoDeleted(t *testing.T) {
 
 	bs.kill(1)
 	awaitEvent(t, c, Recovered)
+	require.Equal(t, []string{"exchange xkeep", "queue q", "bind q xkeep k"}, redeclared(bs.received(2)))
+}
+
+// redeclared lists the declarations, bindings and consumers among what a
+// recovery sent, in order.
+func redeclared(rs []received) []string {
 	var got []string
-	for _, r := range bs.received(2) {
+	for _, r := range rs {
 		switch m := r.m.(type) {
 		case *sansio.ExchangeDeclare:
 			got = append(got, "exchange "+m.Exchange)
 		case *sansio.QueueDeclare:
 			got = append(got, "queue "+m.Queue)
 		case *sansio.QueueBind:
-			got = append(got, "bind "+m.Queue+" "+m.Exchange)
+			got = append(got, "bind "+m.Queue+" "+m.Exchange+" "+m.RoutingKey)
+		case *sansio.BasicConsume:
+			got = append(got, "consume "+m.ConsumerTag)
 		}
 	}
-	require.Equal(t, []string{"exchange xkeep", "queue q", "bind q xkeep"}, got)
+	return got
 }
 
 // RecoveryEvents never blocks the recovery: beyond its buffer the oldest
