@@ -991,3 +991,36 @@ func TestRecoveryRestoreOnASilentBrokerTimesOut(t *testing.T) {
 	require.GreaterOrEqual(t, bs.dials, 3)
 	bs.mu.Unlock()
 }
+
+// An attempt that restored one channel and then timed out on another
+// leaves both to the next attempt: cutting the attempt's socket does not
+// end the channel already moved onto it (it ended with the cut's context
+// error, which is no socket's loss, as if closed for good).
+func TestRecoveryAttemptCutAfterSomeChannelsKeepsThem(t *testing.T) {
+	c, bs := recoveringConn(t, Config{ConnectionTimeout: 300 * time.Millisecond, Heartbeat: -1}, func(bs *brokers) {
+		opens := 0
+		bs.hook = func(gen int, b *fakebroker.Broker, f fakebroker.Frame) bool {
+			if gen == 2 && is[*sansio.ChannelOpen](received{m: f.Method}) {
+				opens++
+				return opens == 2 // the second channel's open is never answered
+			}
+			return false
+		}
+	})
+	chans := make([]*Channel, 2)
+	for i := range chans {
+		ch, err := c.Channel(context.Background())
+		require.NoError(t, err)
+		chans[i] = ch
+	}
+	bs.kill(1)
+	failed := awaitEvent(t, c, AttemptFailed)
+	require.ErrorIs(t, failed.Err, context.DeadlineExceeded)
+	rec := awaitEvent(t, c, Recovered)
+	require.Equal(t, uint64(2), rec.Generation)
+	for i, ch := range chans {
+		require.NoError(t, ch.Err(), "channel %d", i)
+		_, err := ch.Publish(context.Background(), Publishing{RoutingKey: "q", Body: []byte("x")})
+		require.NoError(t, err, "channel %d", i)
+	}
+}
