@@ -120,9 +120,10 @@
 //     context's error);
 //   - a synchronous call already sent to the broker may still take effect:
 //     the broker may create the queue or register the consumer. Its late
-//     reply is matched and dropped (a consumer or a basic.get message
-//     nobody takes is given back), so the channel stays consistent and
-//     usable;
+//     reply is matched and dropped (a consumer nobody takes is
+//     cancelled, and what it or a basic.get brings is given back to the
+//     queue, unless taken with auto-ack: then the broker has let go of it,
+//     and it is lost), so the channel stays consistent and usable;
 //   - Ack, Nack, Reject and Publish take effect once they returned nil:
 //     their context bounds only the wait to be handed over (and, for
 //     Publish, for room to send, and for a large body to be written: one
