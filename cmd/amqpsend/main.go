@@ -136,7 +136,7 @@ func run(ctx context.Context, args []string, e env) int {
 		watchBlocked(conn, con)
 	}()
 	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+		cctx, cancel := closingContext(ctx, runCtx)
 		defer cancel()
 		_ = conn.Close(cctx) // every outcome is known by now
 		<-watchDone
@@ -152,6 +152,19 @@ func run(ctx context.Context, args []string, e env) int {
 		return exitUndelivered
 	}
 	return publishAll(ctx, runCtx, o, ch, src, e, con)
+}
+
+// closingContext bounds closing the channel or the connection: by
+// closeTimeout, and by the --timeout, which bounds the whole run (a broker
+// that stopped reading would otherwise hold each close for closeTimeout
+// past it), but not by Ctrl-C, after which what was published still gets
+// its chance to settle.
+func closingContext(sigCtx, runCtx context.Context) (context.Context, context.CancelFunc) {
+	deadline := time.Now().Add(closeTimeout)
+	if dl, ok := runCtx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	return context.WithDeadline(context.WithoutCancel(sigCtx), deadline)
 }
 
 // watchBlocked reports the broker blocking and unblocking publishers
@@ -215,8 +228,12 @@ func publishAll(sigCtx, runCtx context.Context, o *options, ch *amqp.Channel, sr
 		}
 		code = exitUndelivered
 	}
-	if o.noConfirm && !finishUnconfirmed(sigCtx, ch, returns, res.publishErr == nil, con, &s) {
-		code = exitUndelivered
+	if o.noConfirm {
+		cctx, cancel := closingContext(sigCtx, runCtx)
+		if !finishUnconfirmed(cctx, ch, returns, res.publishErr == nil, con, &s) {
+			code = exitUndelivered
+		}
+		cancel()
 	}
 	// A run cut short failed, unless the user ended a stream of lines.
 	cutShort := s.TimedOut || (s.Interrupted && !o.lines)
@@ -253,9 +270,8 @@ func publishAll(sigCtx, runCtx context.Context, o *options, ch *amqp.Channel, sr
 // basic.return. (Closing at once would not do: the client discards what
 // crosses its channel.close, as the spec requires.) It then closes the
 // channel and reports the returned messages, and reports false on failure.
-func finishUnconfirmed(ctx context.Context, ch *amqp.Channel, returns <-chan amqp.Return, report bool, con *console, s *summary) bool {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
-	defer cancel()
+// cctx bounds it all (see closingContext).
+func finishUnconfirmed(cctx context.Context, ch *amqp.Channel, returns <-chan amqp.Return, report bool, con *console, s *summary) bool {
 	ok := true
 	if err := ch.Qos(cctx, 0, false); err != nil {
 		if report {

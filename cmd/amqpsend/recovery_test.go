@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"net/url"
+	"os"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -62,4 +67,52 @@ func TestLoadRidesThroughACut(t *testing.T) {
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, int(info.Messages), s.Confirmed, "every confirmed message is in the queue")
 	require.GreaterOrEqual(t, p.Accepted(), 2, "it reconnected")
+}
+
+// --timeout bounds the whole run, closing included: when the broker stops
+// reading (here a link gone silent) amqpsend exits at the timeout rather
+// than wait out a close handshake that cannot complete.
+func TestTimeoutBoundsTheCloseOnASilentBroker(t *testing.T) {
+	for _, confirms := range []bool{true, false} {
+		t.Run(map[bool]string{true: "confirms", false: "no-confirm"}[confirms], func(t *testing.T) {
+			_, ch := dial(t)
+			q := testQueue(t, ch, nil)
+			u, err := url.Parse(brokerURL(t))
+			require.NoError(t, err)
+			p, err := faultproxy.New(u.Host)
+			require.NoError(t, err)
+			t.Cleanup(func() { require.NoError(t, p.Close()) })
+			u.Host = p.Addr()
+
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			const timeout = 1500 * time.Millisecond
+			args := []string{"--url", u.String(), "--queue", q, "--lines", "--timeout", timeout.String()}
+			if !confirms {
+				args = append(args, "--no-confirm")
+			}
+			cmd := exec.CommandContext(ctx, binary(t), args...)
+			cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
+			stdin, err := cmd.StdinPipe()
+			require.NoError(t, err)
+			defer stdin.Close()
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			start := time.Now()
+			require.NoError(t, cmd.Start())
+			_, err = io.WriteString(stdin, "before the silence\n")
+			require.NoError(t, err)
+			require.Eventually(t, func() bool {
+				info, err := ch.QueueDeclarePassive(ctxT(t), q)
+				return err == nil && info.Messages == 1
+			}, 20*time.Second, 10*time.Millisecond)
+			p.Blackhole(true)
+			err = cmd.Wait()
+			took := time.Since(start)
+			require.Equal(t, exitUndelivered, cmd.ProcessState.ExitCode(), "%v: %s", err, stderr.String())
+			// Before, each close waited out closeTimeout (5 s); the margin is
+			// for starting the process on a loaded machine.
+			require.Less(t, took, timeout+3*time.Second, "the run outlived its --timeout: %s", stderr.String())
+		})
+	}
 }
