@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bytes"
 	"context"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 func TestBrokerWide(t *testing.T) {
 	env(t, "AMQP_RABBITMQCTL")
 	t.Run("MemoryAlarm", testMemoryAlarm)
+	t.Run("LargePublishCaughtByAlarm", testLargePublishCaughtByAlarm)
 	t.Run("CloseAllConnections", testCloseAllConnections)
 	t.Run("RecoveryAfterForcedClose", testRecoveryAfterForcedClose)
 	t.Run("RecoveryAfterBrokerRestart", testRecoveryAfterBrokerRestart)
@@ -104,6 +106,51 @@ func testMemoryAlarm(t *testing.T) {
 	publishConfirmed(t, ch, "", q, []byte("after"))
 	require.Equal(t, 500+3, queueLen(t, ch, q))
 	require.NoError(t, c.Context().Err())
+}
+
+// A large publish caught by the alarm with its body partly written (the
+// broker stops reading the socket): its publisher gives up, Publish copies
+// the rest and returns nil, the caller reuses its buffer, and the message
+// arrives whole once the alarm clears. A publish after it waits for the
+// alarm and gives up unsent.
+func testLargePublishCaughtByAlarm(t *testing.T) {
+	c := dial(t, amqp.Config{ConnectionName: t.Name(), Heartbeat: time.Second})
+	blocked := c.Blocked()
+	require.False(t, waitFor(t, blocked, testTimeout, "the current state").Blocked)
+	ch := confirmChannel(t, c)
+	ctx := ctxT(t)
+	q := tempQueue(t, ch)
+	restored := false
+	t.Cleanup(func() {
+		if !restored {
+			rabbitmqctl(t, "set_vm_memory_high_watermark", "0.4")
+		}
+	})
+	rabbitmqctl(t, "set_vm_memory_high_watermark", "0.0000001")
+	buf := make([]byte, 16<<20) // far more than the socket buffers take
+	body := largeBody(buf, "big", len(buf))
+	want := bytes.Clone(body)
+	pctx, cancel := context.WithTimeout(ctx, time.Second)
+	conf, err := ch.Publish(pctx, amqp.Publishing{RoutingKey: q, Body: body})
+	cancel()
+	require.NoError(t, err, "handed over, then copied when its context ended")
+	clear(buf)
+	require.True(t, waitFor(t, blocked, testTimeout, "connection.blocked").Blocked)
+	pctx, cancel = context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err = ch.Publish(pctx, amqp.Publishing{RoutingKey: q, Body: buf})
+	cancel()
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+
+	rabbitmqctl(t, "set_vm_memory_high_watermark", "0.4")
+	restored = true
+	require.NoError(t, conf.Wait(ctx))
+	d, ok, err := ch.Get(ctx, q, true)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.True(t, bytes.Equal(want, d.Body), "the body arrived changed")
+	_, ok, err = ch.Get(ctx, q, true)
+	require.NoError(t, err)
+	require.False(t, ok, "the publish that gave up was not sent")
 }
 
 func testCloseAllConnections(t *testing.T) {

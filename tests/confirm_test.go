@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -235,4 +236,70 @@ func TestConfirmationsSurviveConnectionLoss(t *testing.T) {
 		got++
 	}
 	require.Equal(t, n, got)
+}
+
+// On one channel, publishes to a full reject-publish queue are nacked,
+// mandatory ones no queue takes are returned, the rest acked: each
+// Confirmation says which, and Confirmations and Returns report each once
+// (in the order the broker settles them, not always the publishing order)
+// and close with the channel.
+func TestNacksReturnsAndAcksOnOneChannel(t *testing.T) {
+	t.Parallel()
+	c := dial(t, amqp.Config{ConnectionName: t.Name()})
+	ch := confirmChannel(t, c)
+	ctx := ctxT(t)
+	outcomes := ch.Confirmations()
+	returns := ch.Returns()
+	full, err := ch.QueueDeclare(ctx, "", amqp.QueueOptions{Exclusive: true,
+		Args: amqp.Table{"x-max-length": 2, "x-overflow": "reject-publish"}})
+	require.NoError(t, err)
+	open := exclusiveQueue(t, ch)
+	nowhere := uniqueName(t, "nowhere")
+	const n = 30
+	confs := make(map[*amqp.Confirmation]string, n)
+	var order []*amqp.Confirmation
+	for i := range n {
+		key := []string{full.Name, open, nowhere}[i%3]
+		size := []int{5, 300 << 10, 1 << 20}[i%3]
+		conf, err := ch.Publish(ctx, amqp.Publishing{RoutingKey: key, Mandatory: true, Body: make([]byte, size)})
+		require.NoError(t, err)
+		confs[conf] = key
+		order = append(order, conf)
+	}
+	acked, nacked, returned := map[string]int{}, 0, 0
+	for _, conf := range order {
+		err := conf.Wait(ctx)
+		switch key := confs[conf]; {
+		case err == nil:
+			acked[key]++
+		case errors.Is(err, amqp.ErrNacked):
+			require.Equal(t, full.Name, key)
+			require.False(t, conf.Acked())
+			nacked++
+		default:
+			require.ErrorIs(t, err, amqp.ErrReturned)
+			require.Equal(t, nowhere, key)
+			returned++
+		}
+	}
+	require.Equal(t, map[string]int{full.Name: 2, open: n / 3}, acked)
+	require.Equal(t, n/3-2, nacked)
+	require.Equal(t, n/3, returned)
+	for range n {
+		conf := waitFor(t, outcomes, testTimeout, "an outcome")
+		_, ours := confs[conf]
+		require.True(t, ours, "an outcome of a publish made, once")
+		delete(confs, conf)
+	}
+	for range returned {
+		r := waitFor(t, returns, testTimeout, "a return")
+		require.Equal(t, nowhere, r.RoutingKey)
+	}
+	require.NoError(t, ch.Close(ctx))
+	for range outcomes {
+		t.Fatal("an outcome too many")
+	}
+	for range returns {
+		t.Fatal("a return too many")
+	}
 }

@@ -197,3 +197,32 @@ func TestConsumerEndedByCloseHasError(t *testing.T) {
 		require.NoError(t, <-closed)
 	}
 }
+
+// A message over Config.MaxBodySize closes the channel that receives it,
+// consumed or fetched, with 311 CONTENT_TOO_LARGE; the connection and its
+// other channels go on, and the message stays in its queue.
+func TestMaxBodySizeClosesTheReceivingChannel(t *testing.T) {
+	t.Parallel()
+	c := dial(t, amqp.Config{ConnectionName: t.Name(), MaxBodySize: 1000})
+	ch := confirmChannel(t, c)
+	ctx := ctxT(t)
+	q := exclusiveQueue(t, ch)
+	publishConfirmed(t, ch, "", q, make([]byte, 2000))
+
+	consuming := channel(t, c)
+	cons, err := consuming.Consume(ctx, q, amqp.ConsumeOptions{})
+	require.NoError(t, err)
+	waitClosed(t, cons.Done(), testTimeout, "the consumer")
+	require.ErrorIs(t, cons.Err(), amqp.ErrContentTooLarge)
+	require.ErrorIs(t, consuming.Err(), amqp.ErrContentTooLarge)
+	require.ErrorIs(t, consuming.Err(), amqp.ErrChannelClosed)
+
+	getting := channel(t, c)
+	_, _, err = getting.Get(ctx, q, false)
+	require.ErrorIs(t, err, amqp.ErrContentTooLarge)
+	require.ErrorIs(t, getting.Err(), amqp.ErrChannelClosed)
+
+	require.NoError(t, c.Err())
+	publishConfirmed(t, ch, "", q, make([]byte, 10))
+	awaitQueueLen(t, ch, q, 2)
+}

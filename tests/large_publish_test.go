@@ -250,3 +250,149 @@ func TestLargePublishesOverTLS(t *testing.T) {
 		require.Equal(t, largeBody(buf, d.MessageID, sizes[d.MessageID]), d.Body, d.MessageID)
 	}
 }
+
+// returnsWithin runs f and fails the test if it has not returned after d:
+// for calls given no deadline, whose hanging is the bug looked for.
+func returnsWithin(t *testing.T, d time.Duration, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("%s did not return within %v", what, d)
+	}
+}
+
+// Goroutines sharing one confirm channel publish large bodies (lent) and
+// small ones (copied), each overwriting its buffer as soon as Publish
+// returns: every message arrives whole, each goroutine's in order.
+func TestLargePublishesFromManyGoroutinesOnOneChannel(t *testing.T) {
+	t.Parallel()
+	c := dial(t, amqp.Config{ConnectionName: t.Name()})
+	ch := confirmChannel(t, c)
+	ctx := ctxT(t)
+	setup := channel(t, c)
+	q := exclusiveQueue(t, setup)
+	sizes := []int{0, 100, 256 << 10, 1 << 20, 300<<10 + 7, 5000, 131072 - 8, 131072 * 2}
+	const goroutines, each = 8, 12
+	size := func(g, i int) int { return sizes[(g+i)%len(sizes)] }
+	errs := make(chan error, goroutines)
+	for g := range goroutines {
+		go func() {
+			buf := make([]byte, 1<<20)
+			var confs []*amqp.Confirmation
+			for i := range each {
+				id := fmt.Sprintf("%d-%d", g, i)
+				conf, err := ch.Publish(ctx, amqp.Publishing{RoutingKey: q, Body: largeBody(buf, id, size(g, i)),
+					Properties: amqp.Properties{MessageID: id, Headers: amqp.Table{"g": g, "i": i}}})
+				for k := range buf {
+					buf[k] = 0xee
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				confs = append(confs, conf)
+			}
+			for _, conf := range confs {
+				if err := conf.Wait(ctx); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range goroutines {
+		require.NoError(t, <-errs)
+	}
+	cons, err := setup.Consume(ctx, q, amqp.ConsumeOptions{AutoAck: true})
+	require.NoError(t, err)
+	next := make([]int, goroutines)
+	buf := make([]byte, 1<<20)
+	for range goroutines * each {
+		d := waitFor(t, cons.Deliveries(), testTimeout, "a delivery")
+		g64, _ := amqp.Int64(d.Headers["g"])
+		i64, _ := amqp.Int64(d.Headers["i"])
+		g, i := int(g64), int(i64)
+		require.Equal(t, next[g], i, "goroutine %d out of order", g)
+		next[g]++
+		require.Equal(t, largeBody(buf, d.MessageID, size(g, i)), d.Body, d.MessageID)
+	}
+}
+
+// Goroutines publishing large bodies to a missing exchange, with no
+// deadline: the broker closes the channel under them, and every Publish
+// returns, nil or an error matching ErrChannelClosed; each Confirmation
+// fails; the connection's other channels go on.
+func TestLargePublishesToAMissingExchange(t *testing.T) {
+	t.Parallel()
+	for _, confirm := range []bool{false, true} {
+		t.Run(fmt.Sprint("confirm=", confirm), func(t *testing.T) {
+			c := dial(t, amqp.Config{ConnectionName: t.Name(), Dial: smallSendBuffer})
+			ch := channel(t, c)
+			var outcomes <-chan *amqp.Confirmation
+			if confirm {
+				require.NoError(t, ch.Confirm(ctxT(t)))
+				outcomes = ch.Confirmations()
+			}
+			other := confirmChannel(t, c)
+			q := tempQueue(t, other)
+			missing := uniqueName(t, "missing")
+			var mu sync.Mutex
+			var confs []*amqp.Confirmation
+			errs := make(chan error, 6*30)
+			returnsWithin(t, 30*time.Second, "the publishers", func() {
+				var wg sync.WaitGroup
+				for g := range 6 {
+					wg.Go(func() {
+						buf := make([]byte, 1<<20)
+						for i := range 30 {
+							size := []int{1 << 20, 300 << 10, 100, 256 << 10}[(g+i)%4]
+							conf, err := ch.Publish(context.Background(), amqp.Publishing{Exchange: missing, Body: buf[:size]})
+							for k := range buf[:size] {
+								buf[k] = byte(k)
+							}
+							if err != nil {
+								errs <- err
+								continue
+							}
+							if conf != nil {
+								mu.Lock()
+								confs = append(confs, conf)
+								mu.Unlock()
+							}
+						}
+					})
+				}
+				wg.Wait()
+			})
+			close(errs)
+			for err := range errs {
+				require.ErrorIs(t, err, amqp.ErrChannelClosed)
+			}
+			waitClosed(t, ch.Context().Done(), testTimeout, "the channel")
+			require.ErrorIs(t, ch.Err(), amqp.ErrNotFound)
+			_, err := ch.Publish(context.Background(), amqp.Publishing{Exchange: missing, Body: make([]byte, 1<<20)})
+			require.ErrorIs(t, err, amqp.ErrNotFound)
+			for _, conf := range confs {
+				require.ErrorIs(t, conf.Wait(ctxT(t)), amqp.ErrNotFound)
+			}
+			if confirm {
+				n := 0
+				returnsWithin(t, testTimeout, "ranging over Confirmations", func() {
+					for range outcomes {
+						n++
+					}
+				})
+				require.Equal(t, len(confs), n)
+			}
+			publishConfirmed(t, other, "", q, make([]byte, 1<<20))
+			require.NoError(t, c.Context().Err())
+		})
+	}
+}

@@ -236,3 +236,32 @@ func publishInWindow(ctx context.Context, c *amqp.Conn, q string, p, n, window i
 	}
 	return nil
 }
+
+// After idling past heartbeat ticks, which let go of the buffers a burst
+// grew, a connection receives and sends frames larger than any buffer it
+// kept (3 MiB bodies in 128 KiB frames) whole, and stays up.
+func TestLargeFramesAfterIdling(t *testing.T) {
+	t.Parallel()
+	c := dial(t, amqp.Config{ConnectionName: t.Name(), Heartbeat: time.Second})
+	ch := confirmChannel(t, c)
+	ctx := ctxT(t)
+	q := exclusiveQueue(t, ch)
+	cons, err := ch.Consume(ctx, q, amqp.ConsumeOptions{AutoAck: true})
+	require.NoError(t, err)
+	publishConfirmed(t, ch, "", q, make([]byte, 4<<20)) // a burst grows every buffer
+	waitFor(t, cons.Deliveries(), testTimeout, "the burst")
+	och := confirmChannel(t, dial(t, amqp.Config{ConnectionName: t.Name() + "/other"}))
+	buf := make([]byte, 3<<20)
+	for round := range 2 {
+		select {
+		case <-c.Context().Done():
+			t.Fatalf("connection ended while idle: %v", context.Cause(c.Context()))
+		case <-time.After(2500 * time.Millisecond): // idle: heartbeat ticks trim
+		}
+		body := largeBody(buf, fmt.Sprint(round), len(buf))
+		publishConfirmed(t, och, "", q, body)
+		require.Equal(t, body, waitFor(t, cons.Deliveries(), testTimeout, "a delivery after idling").Body)
+		publishConfirmed(t, ch, "", q, body)
+		require.Equal(t, body, waitFor(t, cons.Deliveries(), testTimeout, "its own publish after idling").Body)
+	}
+}
