@@ -3,6 +3,7 @@ package tests
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/amqproto/amqproto/amqp"
 	"github.com/stretchr/testify/require"
@@ -112,5 +113,34 @@ func TestLargeHeadersTable(t *testing.T) {
 		require.Equal(t, int64(i), n)
 		require.Equal(t, fmt.Sprint(i), v[1])
 		require.Equal(t, int64(i), v[2].(amqp.Table)["n"])
+	}
+}
+
+// A stream is consumed without an explicit Qos (Consume sets the prefetch
+// RabbitMQ requires there) from the offsets users write: "first", an int,
+// an int64, a time.
+func TestStreamOffsets(t *testing.T) {
+	t.Parallel()
+	c := dial(t, amqp.Config{ConnectionName: t.Name()})
+	ch := confirmChannel(t, c)
+	ctx := ctxT(t)
+	q := uniqueName(t, "stream")
+	cleanupQueue(t, c, q)
+	_, err := ch.QueueDeclare(ctx, q, amqp.QueueOptions{Durable: true, Args: amqp.Table{"x-queue-type": "stream"}})
+	require.NoError(t, err)
+	for i := range 20 {
+		publishConfirmed(t, ch, "", q, []byte(fmt.Sprint(i)))
+	}
+	for _, tc := range []struct {
+		offset any
+		first  string
+	}{{"first", "0"}, {5, "5"}, {int64(10), "10"}, {time.Now().Add(-time.Hour), "0"}} {
+		sch := channel(t, c)
+		cons, err := sch.Consume(ctx, q, amqp.ConsumeOptions{Args: amqp.Table{"x-stream-offset": tc.offset}})
+		require.NoError(t, err, "offset %v", tc.offset)
+		d := waitFor(t, cons.Deliveries(), testTimeout, "the first delivery")
+		require.Equal(t, tc.first, string(d.Body), "offset %v", tc.offset)
+		require.NoError(t, d.Ack(ctx, false))
+		require.NoError(t, sch.Close(ctx))
 	}
 }
