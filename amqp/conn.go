@@ -708,22 +708,21 @@ func (c *Conn) nextActor(prev *actor.Conn) *actor.Conn {
 }
 
 // forwardGenerations moves values from each generation's mailbox to out,
-// converted by conv, until next has no more mailboxes or stop closes; then
-// it closes out. offer is each mailbox's direct path (see
+// from first (the mailbox of the generation current when the caller
+// enabled it: a recovery may have replaced that generation before this
+// goroutine runs, and its values must not be skipped), then each one next
+// returns, until next has no more mailboxes or stop closes; then it
+// closes out. offer is each mailbox's direct path (see
 // actor.Mailbox.SetDirect): a send of the converted value to out that
 // does not wait, so that while its receiver keeps up the loop hands a
 // value over without waking the forwarding goroutine. It is given by the
 // caller, whose types are known: a generic one would hand conv the
 // address of its argument, which would then move to the heap on every
 // call.
-func forwardGenerations[T, U any](next func(prev *actor.Mailbox[T]) *actor.Mailbox[T], out chan<- U, conv func(*T) U,
-	offer func(T) bool, stop <-chan struct{}) {
+func forwardGenerations[T, U any](first *actor.Mailbox[T], next func(prev *actor.Mailbox[T]) *actor.Mailbox[T],
+	out chan<- U, conv func(*T) U, offer func(T) bool, stop <-chan struct{}) {
 	defer close(out)
-	var mb *actor.Mailbox[T]
-	for {
-		if mb = next(mb); mb == nil {
-			return
-		}
+	for mb := first; mb != nil; mb = next(mb) {
 		// Only now, with the previous generation's values all handed over,
 		// may the loop hand this one's straight to out.
 		mb.SetDirect(offer)

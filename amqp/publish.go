@@ -346,14 +346,16 @@ func (ch *Channel) failCarried(carried []*Confirmation, cause error) {
 func (ch *Channel) Confirmations() <-chan *Confirmation {
 	ch.confirmOnce.Do(func() {
 		ch.confirms = make(chan *Confirmation, 64)
+		var first *actor.Mailbox[*actor.Outcome]
 		ch.record(func(s *settings) {
 			s.outcomes = true
 			ch.gen.a.EnableOutcomes()
+			first = ch.gen.a.Outcomes
 		})
 		// The forwarder is owned by the channel; it exits when the channel
 		// has ended for good and every outcome was delivered, or when the
 		// connection was closed.
-		go forwardGenerations(ch.nextOutcomes, ch.confirms, func(p **actor.Outcome) *Confirmation {
+		go forwardGenerations(first, ch.nextOutcomes, ch.confirms, func(p **actor.Outcome) *Confirmation {
 			return (*p).Owner.(*Confirmation)
 		}, func(p *actor.Outcome) bool {
 			select {
@@ -396,12 +398,14 @@ func nextOf[T any](ch *Channel, prev *actor.Mailbox[T], of func(*actor.Channel) 
 func (ch *Channel) Returns() <-chan Return {
 	ch.returnsOnce.Do(func() {
 		ch.returns = make(chan Return, 16)
+		var first *actor.Mailbox[sansio.Message]
 		ch.record(func(s *settings) {
 			s.returns = true
 			ch.gen.a.EnableReturns()
+			first = ch.gen.a.Returns
 		})
 		// The forwarder is owned by the channel, as for Confirmations.
-		go forwardGenerations(ch.nextReturns, ch.returns, func(m *sansio.Message) Return { return newReturn(m) },
+		go forwardGenerations(first, ch.nextReturns, ch.returns, func(m *sansio.Message) Return { return newReturn(m) },
 			func(m sansio.Message) bool {
 				select {
 				case ch.returns <- newReturn(&m):
