@@ -37,6 +37,10 @@ func testMemoryAlarm(t *testing.T) {
 		require.NoError(t, err)
 		before = append(before, conf)
 	}
+	// A reply on the same channel: the broker has read every publish
+	// before it, so the alarm cannot hold any of them back (their confirms
+	// may still be on their way).
+	queueLen(t, ch, q)
 
 	restored := false
 	t.Cleanup(func() {
@@ -45,6 +49,9 @@ func testMemoryAlarm(t *testing.T) {
 		}
 	})
 	rabbitmqctl(t, "set_vm_memory_high_watermark", "0.0000001")
+	// A rabbitmqctl call boots an Erlang VM: on a loaded 2-core machine it
+	// took up to 21 s, so each step after one gets a context of its own.
+	ctx = ctxT(t)
 	// RabbitMQ 3.10 blocks a connection, and says so, when it publishes
 	// during the alarm: the broker reads this publish's method frame, then
 	// stops reading the socket until the alarm clears. Its confirm comes
@@ -70,12 +77,16 @@ func testMemoryAlarm(t *testing.T) {
 	_, err = ch.Publish(short, amqp.Publishing{RoutingKey: q, Body: []byte("blocked")})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 
-	// A waiting publisher goes through once the alarm clears.
+	// A waiting publisher goes through once the alarm clears. It waits
+	// as long as the alarm lasts, which the rabbitmqctl call below ends:
+	// the test bounds the wait for it from then on.
+	wctx, stopWaiting := context.WithCancel(context.Background())
+	defer stopWaiting()
 	waiting := make(chan error, 1)
-	go func() {
-		conf, err := ch.Publish(ctx, amqp.Publishing{RoutingKey: q, Body: []byte("waited")})
+	go func() { // owned by the test: ends with wctx at the latest
+		conf, err := ch.Publish(wctx, amqp.Publishing{RoutingKey: q, Body: []byte("waited")})
 		if err == nil {
-			err = conf.Wait(ctx)
+			err = conf.Wait(wctx)
 		}
 		waiting <- err
 	}()
@@ -96,11 +107,12 @@ func testMemoryAlarm(t *testing.T) {
 
 	rabbitmqctl(t, "set_vm_memory_high_watermark", "0.4")
 	restored = true
+	ctx = ctxT(t)
 	b = waitFor(t, blocked, testTimeout, "connection.unblocked")
 	require.False(t, b.Blocked)
 	isBlocked, _ = c.IsBlocked()
 	require.False(t, isBlocked)
-	require.NoError(t, <-waiting)
+	require.NoError(t, waitFor(t, waiting, testTimeout, "the waiting publish"))
 	require.NoError(t, trigger.Wait(ctx))
 
 	publishConfirmed(t, ch, "", q, []byte("after"))
@@ -164,6 +176,7 @@ func testCloseAllConnections(t *testing.T) {
 	require.NoError(t, err)
 
 	rabbitmqctl(t, "close_all_connections", "amqproto test: closing everything")
+	ctx = ctxT(t) // see testMemoryAlarm
 	waitClosed(t, c.Context().Done(), testTimeout, "connection context")
 	cause := context.Cause(c.Context())
 	require.ErrorIs(t, cause, amqp.ErrConnectionForced)
