@@ -177,7 +177,7 @@ func (c *Conn) reconnect(start time.Time) (*actor.Conn, URI, error) {
 	rctx, rcancel := context.WithTimeoutCause(ctx, restoreTimeout(&c.cfg, uri),
 		fmt.Errorf("amqp: restoring the channels and topology on %s took too long: %w", uri.Addr(), context.DeadlineExceeded))
 	defer rcancel()
-	if err := c.restore(rctx, a); err != nil {
+	if err := c.restore(rctx, a, start); err != nil {
 		c.abandon(a)
 		if rctx.Err() != nil && ctx.Err() == nil {
 			err = context.Cause(rctx)
@@ -218,9 +218,10 @@ func (c *Conn) attemptContext(start time.Time) (context.Context, context.CancelF
 
 // restore declares the recorded topology on a, then reopens every channel
 // on it with its consumers. Only a failure of the socket itself fails it;
-// an entity that cannot be declared is reported and skipped.
-func (c *Conn) restore(ctx context.Context, a *actor.Conn) error {
-	if err := c.restoreTopology(ctx, a); err != nil {
+// an entity that cannot be declared is reported and skipped. start is when
+// the recovery began.
+func (c *Conn) restore(ctx context.Context, a *actor.Conn, start time.Time) error {
+	if err := c.restoreTopology(ctx, a, start); err != nil {
 		return err
 	}
 	for {
@@ -270,7 +271,7 @@ func (c *Conn) install(a *actor.Conn, uri URI, start time.Time) (bool, error) {
 		}
 		c.mu.Unlock()
 		ctx, cancel := c.attemptContext(start)
-		err := c.restore(ctx, a)
+		err := c.restore(ctx, a, start)
 		cancel()
 		if err != nil {
 			c.abandon(a)
@@ -290,8 +291,8 @@ func (c *Conn) allChannelsOn(a *actor.Conn) bool {
 
 // restoreTopology declares the recorded exchanges, queues and bindings
 // again, on a channel of its own.
-func (c *Conn) restoreTopology(ctx context.Context, a *actor.Conn) error {
-	r := &redeclarer{c: c, a: a}
+func (c *Conn) restoreTopology(ctx context.Context, a *actor.Conn, start time.Time) error {
+	r := &redeclarer{c: c, a: a, start: start}
 	defer r.close(ctx)
 	exchanges, queues, _ := c.topo.snapshot()
 	for i := range exchanges {
@@ -333,6 +334,9 @@ type redeclarer struct {
 	a   *actor.Conn
 	ch  *actor.Channel
 	err error // the socket failed: stop
+	// start is when the recovery began: the wait for a queue the lost
+	// socket holds counts from it, over every attempt (see awaitUnlocked).
+	start time.Time
 }
 
 func (r *redeclarer) declare(ctx context.Context, e TopologyEntity, m sansio.Method, then func(sansio.Method)) {
@@ -388,12 +392,15 @@ const (
 )
 
 // awaitUnlocked declares the queue of the refusal res again until the
-// broker lets the lost connection go: for at most two of the new socket's
+// broker lets the lost connection go: until two of the new socket's
 // heartbeat intervals (the broker's own timeout for the lost one, whose
-// heartbeat was the same) and a margin.
+// heartbeat was the same) and a margin have passed since the recovery
+// began. The wait counts from there, not from this attempt: an attempt
+// has less time to restore than that (the connection timeout), and a
+// queue another connection holds for good would otherwise fail every
+// attempt.
 func (r *redeclarer) awaitUnlocked(ctx context.Context, m sansio.Method, res actor.Result) actor.Result {
-	limit := 2*r.a.Tuning().Heartbeat + 5*time.Second
-	deadline := time.Now().Add(limit)
+	deadline := r.start.Add(2*r.a.Tuning().Heartbeat + 5*time.Second)
 	for wait := lockedFirstWait; lockedByTheLostSocket(m, res.Err) && time.Now().Before(deadline); wait = min(2*wait, lockedMaxWait) {
 		t := time.NewTimer(wait)
 		select {

@@ -42,3 +42,52 @@ func TestRecoveryOfANamedExclusiveQueueAfterAPartition(t *testing.T) {
 		t.Fatalf("the consumer of the exclusive queue was not recovered: %v", cons.Err())
 	}
 }
+
+// A named exclusive queue that another connection took while the socket
+// was down stays locked: the recovery reports it and goes on, within the
+// wait it gives a lost connection to let go, although that wait is longer
+// than the time an attempt has to restore (here as with the defaults: 2
+// heartbeats and 5 s, against the connection timeout).
+func TestRecoveryGoesOnWhenAnotherConnectionHoldsTheExclusiveQueue(t *testing.T) {
+	p, u := proxied(t)
+	c := dialURL(t, u, amqp.Config{ConnectionName: t.Name(), Heartbeat: time.Second, ConnectionTimeout: 2 * time.Second,
+		Recovery: amqp.Recovery{InitialDelay: 10 * time.Millisecond, MaxDelay: 100 * time.Millisecond}})
+	events := c.RecoveryEvents()
+	ctx := ctxT(t)
+	queue := uniqueName(t, "excl")
+	_, err := channel(t, c).QueueDeclare(ctx, queue, amqp.QueueOptions{Exclusive: true})
+	require.NoError(t, err)
+
+	p.Refuse(true)
+	p.Cut()
+	side := dialURL(t, brokerURL(t), amqp.Config{Recovery: amqp.Recovery{Disable: true}})
+	require.Eventually(t, func() bool { // once the broker has let the cut connection go
+		ch, err := side.Channel(ctx)
+		require.NoError(t, err)
+		_, err = ch.QueueDeclare(ctx, queue, amqp.QueueOptions{Exclusive: true})
+		if err != nil {
+			require.ErrorIs(t, err, amqp.ErrResourceLocked)
+		}
+		return err == nil
+	}, 10*time.Second, 10*time.Millisecond)
+	p.Refuse(false)
+
+	deadline := time.After(20 * time.Second)
+	failed := false
+	for {
+		select {
+		case ev := <-events:
+			require.NotEqual(t, amqp.RecoveryFailed, ev.Kind, "%v", ev.Err)
+			if ev.Kind == amqp.TopologyFailed {
+				require.ErrorIs(t, ev.Err, amqp.ErrResourceLocked)
+				failed = true
+			}
+			if ev.Kind == amqp.Recovered {
+				require.True(t, failed, "the locked queue was not reported")
+				return
+			}
+		case <-deadline:
+			t.Fatal("the recovery did not go on past the queue another connection holds")
+		}
+	}
+}
