@@ -122,6 +122,8 @@ type Conn struct {
 	events chan RecoveryEvent
 	tr     *tracing // nil without Config.Tracer
 
+	consuming consumesInFlight // the Consume calls in flight, for consumerGone
+
 	ctx      context.Context // ends only when the connection ends for good
 	cancel   context.CancelCauseFunc
 	closeCtx context.Context // cancelled by Close

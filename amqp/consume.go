@@ -102,6 +102,10 @@ func (ch *Channel) Consume(ctx context.Context, queue string, opts ConsumeOption
 			return nil, err
 		}
 	}
+	// Until the consumer is listed on ch, or has failed, the broker may
+	// count it among the queue's consumers: see consumerGone.
+	ch.conn.consuming.start(queue)
+	defer ch.conn.consumeDone(queue)
 	for {
 		g, err := ch.current(ctx)
 		if err != nil {
@@ -176,8 +180,12 @@ func (ch *Channel) consumesFrom(queue string) bool {
 // and a recovery must not declare it again, where nothing would ever
 // delete it. (A consumer on another connection may keep it alive on the
 // broker; then a recovery leaves it to that connection.)
+//
+// While a Consume of the queue is in flight, the broker may have taken its
+// consumer before this one went, and kept the queue for it: the last of
+// those Consume calls decides then (see consumeDone).
 func (c *Conn) consumerGone(queue string) {
-	if !c.topo.autoDeleteQueue(queue) {
+	if !c.topo.autoDeleteQueue(queue) || c.consuming.deferGone(queue) {
 		return
 	}
 	for _, ch := range c.openChannels() {
@@ -186,6 +194,62 @@ func (c *Conn) consumerGone(queue string) {
 		}
 	}
 	c.topo.queueDeleted(queue)
+}
+
+// consumeDone ends a Consume of queue started with consuming.start, once
+// its consumer is listed on its channel or it failed. The last one in
+// flight takes over what consumerGone deferred: the queue goes unless its
+// consumer, listed now, keeps it.
+func (c *Conn) consumeDone(queue string) {
+	if c.consuming.done(queue) {
+		c.consumerGone(queue)
+	}
+}
+
+// consumesInFlight counts the Consume calls in flight by queue, and the
+// queues whose last listed consumer went meanwhile.
+type consumesInFlight struct {
+	mu      sync.Mutex
+	pending map[string]int
+	gone    map[string]bool
+}
+
+func (f *consumesInFlight) start(queue string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.pending == nil {
+		f.pending = make(map[string]int)
+	}
+	f.pending[queue]++
+}
+
+// deferGone reports whether a Consume of queue is in flight, and if so
+// notes that a consumer of it went.
+func (f *consumesInFlight) deferGone(queue string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.pending[queue] == 0 {
+		return false
+	}
+	if f.gone == nil {
+		f.gone = make(map[string]bool)
+	}
+	f.gone[queue] = true
+	return true
+}
+
+// done ends one Consume of queue; true when it was the last in flight and
+// a consumer of the queue went meanwhile.
+func (f *consumesInFlight) done(queue string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.pending[queue]--; f.pending[queue] > 0 {
+		return false
+	}
+	delete(f.pending, queue)
+	gone := f.gone[queue]
+	delete(f.gone, queue)
+	return gone
 }
 
 // renameQueue makes the consumers of a renamed server-named queue follow it.

@@ -857,6 +857,73 @@ func TestRecoveryForgetsWhatTheBrokerAutoDeleted(t *testing.T) {
 	require.Equal(t, []string{"exchange xkeep", "queue q", "bind q xkeep k"}, redeclared(bs.received(2)))
 }
 
+// An auto-delete queue stays in the record while a Consume of it is in
+// flight when its last listed consumer goes: the broker may have taken the
+// new consumer first and kept the queue for it, and forgetting it would
+// leave that consumer without its queue after a recovery. A Consume that
+// then fails lets the queue go.
+func TestRecoveryKeepsAnAutoDeleteQueueWhileAConsumeOfItIsInFlight(t *testing.T) {
+	held := make(chan fakebroker.Frame, 2)
+	c, bs := recoveringConn(t, Config{}, func(bs *brokers) {
+		bs.hook = func(gen int, b *fakebroker.Broker, f fakebroker.Frame) bool {
+			m, ok := f.Method.(*sansio.BasicConsume)
+			if gen == 1 && ok && m.ConsumerTag != "first" {
+				held <- f // answered by the test
+				return true
+			}
+			return false
+		}
+	})
+	ctx := context.Background()
+	ch, err := c.Channel(ctx)
+	require.NoError(t, err)
+	for _, q := range []string{"qa", "qb"} {
+		_, err := ch.QueueDeclare(ctx, q, QueueOptions{AutoDelete: true})
+		require.NoError(t, err)
+	}
+	first, err := ch.Consume(ctx, "qa", ConsumeOptions{Tag: "first"})
+	require.NoError(t, err)
+	other, err := c.Channel(ctx)
+	require.NoError(t, err)
+	type consumed struct {
+		c   *Consumer
+		err error
+	}
+	results := make(chan consumed, 1)
+	go func() {
+		cons, err := other.Consume(ctx, "qa", ConsumeOptions{Tag: "second"})
+		results <- consumed{cons, err}
+	}()
+	f := receive(t, held)
+	require.NoError(t, first.Cancel(ctx))
+	bs.broker(1).Send(f.Channel, &sansio.BasicConsumeOk{ConsumerTag: "second"})
+	r := receive(t, results)
+	require.NoError(t, r.err)
+	require.True(t, c.topo.autoDeleteQueue("qa"), "qa was forgotten while the broker kept it for its new consumer")
+
+	// The same race where the broker had deleted the queue: the Consume
+	// fails, and the queue goes.
+	third, err := c.Channel(ctx)
+	require.NoError(t, err)
+	last, err := ch.Consume(ctx, "qb", ConsumeOptions{Tag: "first"})
+	require.NoError(t, err)
+	go func() {
+		cons, err := third.Consume(ctx, "qb", ConsumeOptions{Tag: "third"})
+		results <- consumed{cons, err}
+	}()
+	f = receive(t, held)
+	require.NoError(t, last.Cancel(ctx))
+	bs.broker(1).Send(f.Channel, &sansio.ChannelClose{ReplyCode: uint16(sansio.NotFound), ReplyText: "NOT_FOUND - no queue 'qb'"})
+	r = receive(t, results)
+	require.ErrorIs(t, r.err, ErrNotFound)
+	require.Eventually(t, func() bool { return !c.topo.autoDeleteQueue("qb") }, 5*time.Second, time.Millisecond,
+		"qb stayed in the record after the broker deleted it")
+
+	bs.kill(1)
+	awaitEvent(t, c, Recovered)
+	require.Equal(t, []string{"queue qa", "consume second"}, redeclared(bs.received(2)))
+}
+
 // redeclared lists the declarations, bindings and consumers among what a
 // recovery sent, in order.
 func redeclared(rs []received) []string {
