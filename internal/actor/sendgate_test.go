@@ -2,6 +2,7 @@ package actor
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -76,4 +77,98 @@ func TestSendWaitsWhileTheLoopLagsBehind(t *testing.T) {
 	require.EqualValues(t, 2, <-acks, "the Send that gave up went out")
 	require.Eventually(t, func() bool { return c.sends.queued.Load() == 0 },
 		5*time.Second, time.Millisecond)
+}
+
+// A Send waiting at the bound returns once its channel ends (the broker
+// closed it) or the connection does (lost), and the ones that gave up no
+// longer count.
+func TestSendWaitingAtTheBoundEndsWithItsChannelOrConnection(t *testing.T) {
+	closeChannel, loseConn := make(chan struct{}), make(chan struct{})
+	c, _ := pipeConn(t, Config{}, func(b *fakebroker.Broker) {
+		b.Handshake(0)
+		first := b.OpenChannel()
+		b.OpenChannel()
+		<-closeChannel
+		b.Send(first, &sansio.ChannelClose{ReplyCode: uint16(sansio.NotFound), ReplyText: "NOT_FOUND"})
+		for {
+			f, err := b.Next()
+			require.NoError(t, err)
+			if _, ok := f.Method.(*sansio.ChannelCloseOk); ok {
+				break
+			}
+		}
+		<-loseConn
+		b.Conn().Close()
+	})
+	first, err := c.OpenChannel(context.Background())
+	require.NoError(t, err)
+	second, err := c.OpenChannel(context.Background())
+	require.NoError(t, err)
+
+	c.sends.queued.Add(maxSendsQueued) // as if the loop had not taken as many
+	sent := func(ch *Channel) <-chan error {
+		done := make(chan error, 1)
+		go func() { done <- ch.Send(context.Background(), &sansio.BasicAck{DeliveryTag: 1}) }()
+		return done
+	}
+	waitFirst, waitSecond := sent(first), sent(second)
+	require.Eventually(t, func() bool { return c.sends.queued.Load() == maxSendsQueued+2 }, 5*time.Second, time.Millisecond)
+
+	close(closeChannel)
+	require.ErrorIs(t, receiveWithin(t, waitFirst), sansio.ErrNotFound)
+	select {
+	case err := <-waitSecond:
+		t.Fatalf("the Send on the other channel went through past the bound: %v", err)
+	default:
+	}
+	close(loseConn)
+	require.ErrorIs(t, receiveWithin(t, waitSecond), sansio.ErrConnectionClosed)
+	<-c.Done()
+	require.EqualValues(t, maxSendsQueued, c.sends.queued.Load(), "the Sends that gave up still count")
+}
+
+// Sends racing the connection's Close, from many goroutines past the
+// bound, all return, and the count goes back to zero: none taken, drained
+// or refused is counted twice or left counted.
+func TestSendsRacingCloseLeaveNothingCounted(t *testing.T) {
+	c, _ := pipeConn(t, Config{}, func(b *fakebroker.Broker) {
+		b.Handshake(0)
+		b.OpenChannel()
+		b.AnswerClose()
+	})
+	ch, err := c.OpenChannel(context.Background())
+	require.NoError(t, err)
+	const senders, each = 8, maxSendsQueued
+	var wg sync.WaitGroup
+	half := make(chan struct{}, senders)
+	for range senders {
+		wg.Go(func() {
+			for i := range each {
+				if i == each/2 {
+					half <- struct{}{}
+				}
+				if ch.Send(context.Background(), &sansio.BasicAck{DeliveryTag: uint64(i + 1)}) != nil {
+					return
+				}
+			}
+		})
+	}
+	for range senders {
+		<-half
+	}
+	_ = c.Close(context.Background())
+	wg.Wait()
+	<-c.Done()
+	require.Zero(t, c.sends.queued.Load())
+}
+
+func receiveWithin[T any](t *testing.T, c <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-c:
+		return v
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing received within 5 s")
+		panic("unreachable")
+	}
 }
