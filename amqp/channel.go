@@ -517,10 +517,10 @@ func (ch *Channel) settle(ctx context.Context, g *chanGen, m sansio.Method) erro
 		setDeliveryTag(m, tag-g.offset)
 	}
 	err := g.a.Send(ctx, m)
-	if err != nil && connectionLevel(err) && !ch.conn.cfg.Recovery.Disable && ch.Err() == nil {
+	if err != nil && connectionLevel(err) && !ch.conn.cfg.Recovery.Disable && !ch.conn.isClosing() && ch.Err() == nil {
 		return ErrStaleDelivery // its socket is gone; the channel is being recovered
 	}
-	return err
+	return err // after Close, the connection's end: no recovery follows
 }
 
 func deliveryTagOf(m sansio.Method) uint64 {

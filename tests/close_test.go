@@ -91,3 +91,36 @@ func TestCloseGivingUpEndsWaitingPublishersAsClosed(t *testing.T) {
 	}
 	requireClosedNotCancelled(t, ch.Err(), "Channel.Err")
 }
+
+// An Ack racing Close (with recovery on, as by default) reports the
+// connection's end, not a stale delivery of a recovery that will not come.
+func TestAckDuringCloseReportsTheEnd(t *testing.T) {
+	t.Parallel()
+	p, u := proxied(t)
+	c := dialURL(t, u, amqp.Config{ConnectionName: t.Name()})
+	ch := confirmChannel(t, c)
+	ctx := ctxT(t)
+	q := exclusiveQueue(t, ch)
+	publishConfirmed(t, ch, "", q, []byte("x"))
+	d, ok, err := ch.Get(ctx, q, false)
+	require.NoError(t, err)
+	require.True(t, ok)
+
+	p.Blackhole(true) // the close handshake cannot complete: Close waits
+	closeCtx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close(closeCtx) }()
+	// Acks go into the silent link until the closing connection refuses
+	// them.
+	deadline := time.Now().Add(testTimeout)
+	for err == nil {
+		require.True(t, time.Now().Before(deadline), "Ack still accepted while the connection closes")
+		err = d.Ack(ctx, false)
+	}
+	require.ErrorIs(t, err, amqp.ErrConnectionClosed, "%v", err)
+	require.ErrorIs(t, err, amqp.ErrChannelClosed, "%v", err)
+	require.False(t, errors.Is(err, amqp.ErrStaleDelivery), "%v", err)
+	cancel()
+	<-closed
+}
