@@ -126,7 +126,7 @@ func (ch *Channel) Err() error {
 	if err == nil && g.a.Context().Err() != nil {
 		// Its end may not have been handled yet: handle it now, so that
 		// Err agrees with the error a call has just returned.
-		if cause := context.Cause(g.a.Context()); !connectionLevel(cause) || ch.conn.cfg.Recovery.Disable {
+		if cause := context.Cause(g.a.Context()); !connectionLevel(cause) || !ch.conn.replacesLostSockets() {
 			ch.end(cause)
 			return ch.Err()
 		}
@@ -199,7 +199,7 @@ func (ch *Channel) current(ctx context.Context) (*chanGen, error) {
 		if g.a.Context().Err() == nil {
 			return g, nil
 		}
-		if cause := context.Cause(g.a.Context()); !connectionLevel(cause) || ch.conn.cfg.Recovery.Disable {
+		if cause := context.Cause(g.a.Context()); !connectionLevel(cause) || !ch.conn.replacesLostSockets() {
 			ch.end(cause) // as its watcher will, if it has not yet
 			continue
 		}
@@ -517,7 +517,7 @@ func (ch *Channel) settle(ctx context.Context, g *chanGen, m sansio.Method) erro
 		setDeliveryTag(m, tag-g.offset)
 	}
 	err := g.a.Send(ctx, m)
-	if err != nil && connectionLevel(err) && !ch.conn.cfg.Recovery.Disable && !ch.conn.isClosing() && ch.Err() == nil {
+	if err != nil && connectionLevel(err) && ch.conn.replacesLostSockets() && ch.Err() == nil {
 		return ErrStaleDelivery // its socket is gone; the channel is being recovered
 	}
 	return err // after Close, the connection's end: no recovery follows

@@ -425,7 +425,7 @@ func (c *Conn) current(ctx context.Context) (*actor.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if a.Context().Err() == nil || c.cfg.Recovery.Disable {
+		if a.Context().Err() == nil || !c.replacesLostSockets() {
 			return a, nil
 		}
 		select {
@@ -462,7 +462,7 @@ func (c *Conn) Channel(ctx context.Context) (*Channel, error) {
 // made again once a recovery replaced the socket: it failed because the
 // socket was lost, and whatever it did died with that socket.
 func (c *Conn) retryAfterLoss(ctx context.Context, err error) bool {
-	return !c.cfg.Recovery.Disable && ctx.Err() == nil && connectionLevel(err)
+	return c.replacesLostSockets() && ctx.Err() == nil && connectionLevel(err)
 }
 
 // register makes a handle for ach, a channel of the socket a, unless a is
@@ -557,7 +557,7 @@ func (c *Conn) Err() error {
 		// Its end may not have been handled yet: handle an end that no
 		// recovery follows now, so that Err agrees with the error a call
 		// has just returned.
-		if cause := context.Cause(a.Context()); c.cfg.Recovery.Disable || !recoverable(cause) {
+		if cause := context.Cause(a.Context()); !c.replacesLostSockets() || !recoverable(cause) {
 			c.end(cause)
 			return c.Err()
 		}

@@ -86,6 +86,14 @@ func (c *Conn) lost(a *actor.Conn) {
 	c.recover(cause)
 }
 
+// replacesLostSockets reports whether a recovery follows the loss of the
+// current socket: recovery is on and Close was not called. Calls that
+// would wait for the recovered socket fail at once otherwise, with the
+// connection's end.
+func (c *Conn) replacesLostSockets() bool {
+	return !c.cfg.Recovery.Disable && !c.isClosing()
+}
+
 func (c *Conn) isClosing() bool {
 	select {
 	case <-c.closing:

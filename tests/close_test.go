@@ -124,3 +124,42 @@ func TestAckDuringCloseReportsTheEnd(t *testing.T) {
 	cancel()
 	<-closed
 }
+
+// Calls racing a Close that waits for a silent broker fail at once with
+// the connection's end (with recovery on, as by default): they do not
+// wait for the Close, as they would for a recovery, which no Close
+// starts.
+func TestCallsDuringCloseFailAtOnce(t *testing.T) {
+	t.Parallel()
+	p, u := proxied(t)
+	c := dialURL(t, u, amqp.Config{ConnectionName: t.Name()})
+	ch := confirmChannel(t, c)
+	ctx := ctxT(t)
+	q := exclusiveQueue(t, ch)
+
+	p.Blackhole(true) // the close handshake cannot complete: Close waits
+	closeCtx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close(closeCtx) }()
+	// Publishes go into the silent link until the closing connection
+	// refuses them.
+	var err error
+	deadline := time.Now().Add(testTimeout)
+	for err == nil {
+		require.True(t, time.Now().Before(deadline), "Publish still accepted while the connection closes")
+		_, err = ch.Publish(ctx, amqp.Publishing{RoutingKey: q, Body: []byte("x")})
+	}
+	requireClosedNotCancelled(t, err, "Publish during Close")
+	_, err = c.Channel(ctx)
+	requireClosedNotCancelled(t, err, "Channel during Close")
+	_, err = ch.Consume(ctx, q, amqp.ConsumeOptions{})
+	requireClosedNotCancelled(t, err, "Consume during Close")
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) before the calls failed: they waited for it", err)
+	default:
+	}
+	cancel()
+	<-closed
+}
