@@ -549,10 +549,15 @@ func (c *Conn) Context() context.Context { return c.ctx }
 // Err returns why the connection ended for good, or nil while it is open or
 // recovering. It agrees with what calls return: once a call has returned
 // an end that no recovery follows, Err returns it (and IsClosed is true).
+// Once Close was called, it is not nil: while Close waits for the broker,
+// calls fail with ErrConnectionClosed, which Err returns.
 func (c *Conn) Err() error {
 	c.mu.Lock()
 	a, err := c.a, c.err
 	c.mu.Unlock()
+	if err == nil && c.isClosing() && a.Context().Err() == nil {
+		return ErrConnectionClosed // Close ends it when the broker answers
+	}
 	if err == nil && a.Context().Err() != nil {
 		// Its end may not have been handled yet: handle an end that no
 		// recovery follows now, so that Err agrees with the error a call

@@ -151,6 +151,9 @@ func TestCallsDuringCloseFailAtOnce(t *testing.T) {
 		_, err = ch.Publish(ctx, amqp.Publishing{RoutingKey: q, Body: []byte("x")})
 	}
 	requireClosedNotCancelled(t, err, "Publish during Close")
+	require.True(t, c.IsClosed(), "IsClosed agrees with the error a call returned")
+	requireClosedNotCancelled(t, c.Err(), "Conn.Err during Close")
+	requireClosedNotCancelled(t, ch.Err(), "Channel.Err during Close")
 	_, err = c.Channel(ctx)
 	requireClosedNotCancelled(t, err, "Channel during Close")
 	_, err = ch.Consume(ctx, q, amqp.ConsumeOptions{})
