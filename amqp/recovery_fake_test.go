@@ -175,6 +175,8 @@ func answer(m sansio.Method) sansio.Method {
 		return &sansio.ExchangeDeleteOk{}
 	case *sansio.ExchangeBind:
 		return &sansio.ExchangeBindOk{}
+	case *sansio.ExchangeUnbind:
+		return &sansio.ExchangeUnbindOk{}
 	case *sansio.QueueDeclare:
 		return &sansio.QueueDeclareOk{Queue: m.Queue}
 	case *sansio.QueueBind:
@@ -855,6 +857,49 @@ func TestRecoveryForgetsWhatTheBrokerAutoDeleted(t *testing.T) {
 	bs.kill(1)
 	awaitEvent(t, c, Recovered)
 	require.Equal(t, []string{"exchange xkeep", "queue q", "bind q xkeep k"}, redeclared(bs.received(2)))
+}
+
+// The record follows the broker over exchange-to-exchange bindings (as
+// RabbitMQ 3.x does, checked against it): only the source of a binding
+// that goes is auto-deleted, and deletions cascade, a queue's taking the
+// auto-delete exchange bound to it, whose own going takes the auto-delete
+// exchange bound to that.
+func TestRecoveryForgetsAutoDeletedExchangesAsTheBrokerDoes(t *testing.T) {
+	c, bs := recoveringConn(t, Config{}, nil)
+	ctx := context.Background()
+	ch, err := c.Channel(ctx)
+	require.NoError(t, err)
+	declare := func(name string, autoDelete bool) {
+		require.NoError(t, ch.ExchangeDeclare(ctx, name, "fanout", ExchangeOptions{AutoDelete: autoDelete}))
+	}
+	// Unbound: the source goes, not the destination.
+	declare("s-unbound", true)
+	declare("d-unbound", true)
+	require.NoError(t, ch.ExchangeBind(ctx, "d-unbound", "s-unbound", "", nil))
+	require.NoError(t, ch.ExchangeUnbind(ctx, "d-unbound", "s-unbound", "", nil))
+	// A cascade from a queue's deletion.
+	declare("s-cascade", true)
+	declare("d-cascade", true)
+	_, err = ch.QueueDeclare(ctx, "q-cascade", QueueOptions{})
+	require.NoError(t, err)
+	require.NoError(t, ch.ExchangeBind(ctx, "d-cascade", "s-cascade", "", nil))
+	require.NoError(t, ch.QueueBind(ctx, "q-cascade", "d-cascade", "", nil))
+	_, err = ch.QueueDelete(ctx, "q-cascade", false, false)
+	require.NoError(t, err)
+	// The destination deleted: its source goes.
+	declare("s-dest-deleted", true)
+	declare("d-dest-deleted", false)
+	require.NoError(t, ch.ExchangeBind(ctx, "d-dest-deleted", "s-dest-deleted", "", nil))
+	require.NoError(t, ch.ExchangeDelete(ctx, "d-dest-deleted", false))
+	// The source deleted: an auto-delete destination stays.
+	declare("s-source-deleted", false)
+	declare("d-source-deleted", true)
+	require.NoError(t, ch.ExchangeBind(ctx, "d-source-deleted", "s-source-deleted", "", nil))
+	require.NoError(t, ch.ExchangeDelete(ctx, "s-source-deleted", false))
+
+	bs.kill(1)
+	awaitEvent(t, c, Recovered)
+	require.Equal(t, []string{"exchange d-unbound", "exchange d-source-deleted"}, redeclared(bs.received(2)))
 }
 
 // An auto-delete queue stays in the record while a Consume of it is in

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -80,4 +81,76 @@ func TestRecoveryDoesNotRevivePassedAutoDeletes(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the kept queue's consumer was not recovered")
 	}
+}
+
+// The broker deletes auto-delete exchanges over exchange-to-exchange
+// bindings as the recovery record expects (only the source of a binding
+// that goes, and in cascade), so that a recovery neither revives one it
+// deleted nor loses one it kept.
+func TestRecoveryFollowsAutoDeletedExchangeToExchangeBindings(t *testing.T) {
+	p, u := proxied(t)
+	c := dialURL(t, u, amqp.Config{ConnectionName: t.Name()})
+	events := c.RecoveryEvents()
+	ctx := ctxT(t)
+	ch := channel(t, c)
+	names := map[string]string{}
+	declare := func(key string, autoDelete bool) string {
+		name := uniqueName(t, key)
+		names[key] = name
+		require.NoError(t, ch.ExchangeDeclare(ctx, name, "fanout", amqp.ExchangeOptions{AutoDelete: autoDelete}))
+		cleanupExchange(t, c, name)
+		return name
+	}
+	bind := func(destination, source string) {
+		require.NoError(t, ch.ExchangeBind(ctx, destination, source, "", nil))
+	}
+	// Unbound: the source goes, not the destination.
+	bind(declare("d-unbound", true), declare("s-unbound", true))
+	require.NoError(t, ch.ExchangeUnbind(ctx, names["d-unbound"], names["s-unbound"], "", nil))
+	// A queue's deletion takes the exchange bound to it, and that one's source.
+	bind(declare("d-cascade", true), declare("s-cascade", true))
+	queue := uniqueName(t, "q")
+	_, err := ch.QueueDeclare(ctx, queue, amqp.QueueOptions{})
+	require.NoError(t, err)
+	require.NoError(t, ch.QueueBind(ctx, queue, names["d-cascade"], "", nil))
+	_, err = ch.QueueDelete(ctx, queue, false, false)
+	require.NoError(t, err)
+	// The destination deleted: its source goes.
+	bind(declare("d-dest-deleted", false), declare("s-dest-deleted", true))
+	require.NoError(t, ch.ExchangeDelete(ctx, names["d-dest-deleted"], false))
+	// The source deleted: an auto-delete destination stays.
+	bind(declare("d-source-deleted", true), declare("s-source-deleted", false))
+	require.NoError(t, ch.ExchangeDelete(ctx, names["s-source-deleted"], false))
+
+	side := dialURL(t, brokerURL(t), amqp.Config{Recovery: amqp.Recovery{Disable: true}})
+	exists := func(name string) bool {
+		sch := channel(t, side)
+		err := sch.ExchangeDeclarePassive(ctx, name)
+		if err == nil {
+			require.NoError(t, sch.Close(ctx))
+			return true
+		}
+		require.ErrorIs(t, err, amqp.ErrNotFound)
+		return false
+	}
+	kept := []string{"d-unbound", "d-source-deleted"}
+	check := func(when string) {
+		for key, name := range names {
+			if key == "d-dest-deleted" || key == "s-source-deleted" {
+				require.False(t, exists(name), "%s: %s deleted by the test exists", when, key)
+				continue
+			}
+			require.Equal(t, slices.Contains(kept, key), exists(name), "%s: %s", when, key)
+		}
+	}
+	check("before the loss")
+	p.Cut()
+	for ev := range events {
+		require.NotEqual(t, amqp.RecoveryFailed, ev.Kind, "%v", ev.Err)
+		require.NotEqual(t, amqp.TopologyFailed, ev.Kind, "%v: %v", ev.Entity, ev.Err)
+		if ev.Kind == amqp.Recovered {
+			break
+		}
+	}
+	check("after the recovery")
 }
