@@ -36,6 +36,9 @@ type Channel struct {
 	txLost    bool // recovered in transaction mode: the next commit fails
 	consumers []*Consumer
 	carried   []*Confirmation // publishes to publish again (Recovery.RepublishUnconfirmed)
+	// lastQueue is the queue last declared on the channel, which the
+	// broker takes an empty queue name for; "" when unknown.
+	lastQueue string
 
 	confirmOnce sync.Once
 	confirms    chan *Confirmation
@@ -354,6 +357,7 @@ func (ch *Channel) QueueDeclarePassive(ctx context.Context, name string) (Queue,
 }
 
 func (ch *Channel) queueDeclare(ctx context.Context, m *sansio.QueueDeclare) (Queue, error) {
+	ch.declaredLast("") // unknown, should the call be given up after it went out
 	reply, err := ch.call(ctx, m)
 	if err != nil {
 		return Queue{}, err
@@ -362,18 +366,50 @@ func (ch *Channel) queueDeclare(ctx context.Context, m *sansio.QueueDeclare) (Qu
 	if !isOk {
 		if m.Queue != "" {
 			ch.conn.topo.queueDeclared(m, m.Queue) // no-wait
+			ch.declaredLast(m.Queue)
 		}
 		return Queue{Name: m.Queue}, nil
 	}
 	ch.conn.topo.queueDeclared(m, ok.Queue)
+	ch.declaredLast(ok.Queue)
 	return Queue{Name: ok.Queue, Messages: ok.MessageCount, Consumers: ok.ConsumerCount}, nil
+}
+
+func (ch *Channel) declaredLast(queue string) {
+	ch.mu.Lock()
+	ch.lastQueue = queue
+	ch.mu.Unlock()
+}
+
+// meant returns the queue the broker takes name for: an empty name means
+// the queue last declared on the channel. The record names that queue: a
+// recovery declares everything on channels of its own, where an empty
+// name would mean another queue, or none.
+func (ch *Channel) meant(name string) string {
+	if name != "" {
+		return name
+	}
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return ch.lastQueue
+}
+
+// bindingOf is the binding queue.bind or queue.unbind means: with an empty
+// queue name and an empty routing key, the broker takes the last declared
+// queue's name for both.
+func (ch *Channel) bindingOf(queue, exchange, routingKey string, args Table) recordedBinding {
+	meant := ch.meant(queue)
+	if queue == "" && routingKey == "" {
+		routingKey = meant
+	}
+	return recordedBinding{destination: meant, source: exchange, key: routingKey, args: args}
 }
 
 // QueueBind binds a queue to an exchange.
 func (ch *Channel) QueueBind(ctx context.Context, queue, exchange, routingKey string, args Table) error {
 	_, err := ch.call(ctx, &sansio.QueueBind{Queue: queue, Exchange: exchange, RoutingKey: routingKey, Arguments: args})
 	if err == nil {
-		ch.conn.topo.bound(recordedBinding{destination: queue, source: exchange, key: routingKey, args: maps.Clone(args)})
+		ch.conn.topo.bound(ch.bindingOf(queue, exchange, routingKey, maps.Clone(args)))
 	}
 	return err
 }
@@ -382,7 +418,7 @@ func (ch *Channel) QueueBind(ctx context.Context, queue, exchange, routingKey st
 func (ch *Channel) QueueUnbind(ctx context.Context, queue, exchange, routingKey string, args Table) error {
 	_, err := ch.call(ctx, &sansio.QueueUnbind{Queue: queue, Exchange: exchange, RoutingKey: routingKey, Arguments: args})
 	if err == nil {
-		ch.conn.topo.unbound(recordedBinding{destination: queue, source: exchange, key: routingKey, args: args})
+		ch.conn.topo.unbound(ch.bindingOf(queue, exchange, routingKey, args))
 	}
 	return err
 }
@@ -403,7 +439,7 @@ func (ch *Channel) QueueDelete(ctx context.Context, queue string, ifUnused, ifEm
 	if err != nil {
 		return 0, err
 	}
-	ch.conn.topo.queueDeleted(queue)
+	ch.conn.topo.queueDeleted(ch.meant(queue))
 	return int(reply.(*sansio.QueueDeleteOk).MessageCount), nil
 }
 

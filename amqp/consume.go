@@ -82,7 +82,9 @@ type Consumer struct {
 
 // Consume starts a consumer on queue. ctx bounds the call (and, with
 // ConsumeOptions.CancelWithContext, the consumer's life). During a recovery
-// it waits for the recovered channel, within ctx.
+// it waits for the recovered channel, within ctx. An empty queue means the
+// queue last declared on the channel, as for the broker, also after a
+// recovery.
 //
 // A manual-ack consumer on a channel where Qos was never called first gets
 // a prefetch: Consume sends basic.qos with a per-consumer (global=false)
@@ -102,18 +104,19 @@ func (ch *Channel) Consume(ctx context.Context, queue string, opts ConsumeOption
 			return nil, err
 		}
 	}
+	meant := ch.meant(queue)
 	// Until the consumer is listed on ch, or has failed, the broker may
 	// count it among the queue's consumers: see consumerGone.
-	ch.conn.consuming.start(queue)
-	defer ch.conn.consumeDone(queue)
+	ch.conn.consuming.start(meant)
+	defer ch.conn.consumeDone(meant)
 	for {
 		g, err := ch.current(ctx)
 		if err != nil {
 			return nil, err
 		}
-		c := &Consumer{ch: ch, tag: opts.Tag, opts: opts, queue: queue, deliveries: make(chan Delivery, 64),
+		c := &Consumer{ch: ch, tag: opts.Tag, opts: opts, queue: meant, deliveries: make(chan Delivery, 64),
 			done: make(chan struct{}), changed: make(chan struct{})}
-		ac, err := g.a.Consume(ctx, c.method(queue))
+		ac, err := g.a.Consume(ctx, c.method(meant)) // meant on a recovered channel too
 		if err != nil {
 			if ch.conn.retryAfterLoss(ctx, err) {
 				continue // the socket died, and the consumer with it
@@ -260,6 +263,9 @@ func (ch *Channel) renameQueue(oldName, newName string) {
 		if c.queue == oldName {
 			c.queue = newName
 		}
+	}
+	if ch.lastQueue == oldName {
+		ch.lastQueue = newName
 	}
 }
 

@@ -902,6 +902,45 @@ func TestRecoveryForgetsAutoDeletedExchangesAsTheBrokerDoes(t *testing.T) {
 	require.Equal(t, []string{"exchange d-unbound", "exchange d-source-deleted"}, redeclared(bs.received(2)))
 }
 
+// An empty queue name means the queue last declared on the channel, as
+// the broker takes it; the record names that queue, so that a recovery
+// neither binds nor consumes from whatever queue its own channel declared
+// last, nor keeps a queue deleted by the shortcut, nor forgets an
+// auto-delete queue a consumer of the shortcut still uses.
+func TestRecoveryRecordsTheQueueTheEmptyNameMeant(t *testing.T) {
+	c, bs := recoveringConn(t, Config{}, nil)
+	ctx := context.Background()
+	ch, err := c.Channel(ctx)
+	require.NoError(t, err)
+	other, err := c.Channel(ctx)
+	require.NoError(t, err)
+	require.NoError(t, ch.ExchangeDeclare(ctx, "x", "direct", ExchangeOptions{}))
+	_, err = ch.QueueDeclare(ctx, "qa", QueueOptions{AutoDelete: true})
+	require.NoError(t, err)
+	named, err := ch.Consume(ctx, "qa", ConsumeOptions{Tag: "named"})
+	require.NoError(t, err)
+	_, err = ch.Consume(ctx, "", ConsumeOptions{Tag: "shortcut"})
+	require.NoError(t, err)
+	require.NoError(t, named.Cancel(ctx))
+
+	_, err = ch.QueueDeclare(ctx, "qb", QueueOptions{})
+	require.NoError(t, err)
+	_, err = other.QueueDeclare(ctx, "qc", QueueOptions{})
+	require.NoError(t, err)
+	require.NoError(t, ch.QueueBind(ctx, "", "x", "", nil)) // the broker binds qb with key qb
+	_, err = other.QueueDeclare(ctx, "qd", QueueOptions{})
+	require.NoError(t, err)
+	_, err = other.QueueDelete(ctx, "", false, false)
+	require.NoError(t, err)
+
+	bs.kill(1)
+	awaitEvent(t, c, Recovered)
+	require.Equal(t, []string{"exchange x", "queue qa", "queue qb", "queue qc", "bind qb x qb", "consume shortcut"},
+		redeclared(bs.received(2)))
+	consumes := filter(bs.received(2), is[*sansio.BasicConsume])
+	require.Equal(t, "qa", consumes[0].m.(*sansio.BasicConsume).Queue)
+}
+
 // An auto-delete queue stays in the record while a Consume of it is in
 // flight when its last listed consumer goes: the broker may have taken the
 // new consumer first and kept the queue for it, and forgetting it would

@@ -154,3 +154,41 @@ func TestRecoveryFollowsAutoDeletedExchangeToExchangeBindings(t *testing.T) {
 	}
 	check("after the recovery")
 }
+
+// A consumer started with an empty queue name, which the broker takes for
+// the queue last declared on the channel, keeps that auto-delete queue
+// through a recovery once the consumer that named it is gone, and gets
+// its messages after.
+func TestRecoveryOfAConsumerOfTheLastDeclaredQueue(t *testing.T) {
+	p, u := proxied(t)
+	c := dialURL(t, u, amqp.Config{ConnectionName: t.Name()})
+	events := c.RecoveryEvents()
+	ctx := ctxT(t)
+	ch := channel(t, c)
+	queue := uniqueName(t, "q")
+	_, err := ch.QueueDeclare(ctx, queue, amqp.QueueOptions{AutoDelete: true})
+	require.NoError(t, err)
+	cleanupQueue(t, c, queue)
+	named, err := ch.Consume(ctx, queue, amqp.ConsumeOptions{})
+	require.NoError(t, err)
+	shortcut, err := ch.Consume(ctx, "", amqp.ConsumeOptions{})
+	require.NoError(t, err)
+	require.NoError(t, named.Cancel(ctx))
+
+	p.Cut()
+	for ev := range events {
+		require.NotEqual(t, amqp.RecoveryFailed, ev.Kind, "%v", ev.Err)
+		require.NotEqual(t, amqp.TopologyFailed, ev.Kind, "%v: %v", ev.Entity, ev.Err)
+		if ev.Kind == amqp.Recovered {
+			break
+		}
+	}
+	side := dialURL(t, brokerURL(t), amqp.Config{Recovery: amqp.Recovery{Disable: true}})
+	publishConfirmed(t, confirmChannel(t, side), "", queue, []byte("after"))
+	select {
+	case d := <-shortcut.Deliveries():
+		require.Equal(t, "after", string(d.Body))
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the consumer of the last declared queue was not recovered: %v", shortcut.Err())
+	}
+}
