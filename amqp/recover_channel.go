@@ -42,7 +42,7 @@ func (ch *Channel) restore(ctx context.Context, a *actor.Conn) error {
 			}
 		}
 		if acs == nil || !ch.swap(ach, old, consumers) {
-			_ = ach.Close(ctx) // a consumer was left out, or added: again
+			_ = ach.Close(ctx) // a consumer failed, or was added: again
 			continue
 		}
 		g := ch.currentGen()
@@ -71,19 +71,34 @@ func (ch *Channel) consumerQueues() []string {
 }
 
 // unchanged reports whether the channel is still at generation old with
-// the same consumers, as when its restore began.
+// no consumer added since its restore began.
 func (ch *Channel) unchanged(old *chanGen, consumers []*Consumer) bool {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	return ch.err == nil && ch.gen == old && slices.Equal(ch.consumers, consumers)
+	return ch.err == nil && ch.gen == old && ch.noneAdded(consumers)
 }
 
-// swap makes ach the current generation, unless the channel ended or its
-// consumers changed since the restore began.
+// noneAdded reports whether every consumer of the channel is among
+// consumers, the ones its restore registers; ch.mu is held. One that went
+// meanwhile (left out, cancelled) does not make the restore start again
+// on another channel: closing this one would take the others'
+// registrations, and the broker an auto-delete queue with them. Its
+// registration, if any, is cancelled (see Consumer.resume and Cancel).
+func (ch *Channel) noneAdded(consumers []*Consumer) bool {
+	for _, c := range ch.consumers {
+		if !slices.Contains(consumers, c) {
+			return false
+		}
+	}
+	return true
+}
+
+// swap makes ach the current generation, unless the channel ended or a
+// consumer was added since the restore began.
 func (ch *Channel) swap(ach *actor.Channel, old *chanGen, consumers []*Consumer) bool {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	if ch.err != nil || ch.gen != old || !slices.Equal(ch.consumers, consumers) {
+	if ch.err != nil || ch.gen != old || !ch.noneAdded(consumers) {
 		return ch.err != nil // ended: nothing to restore
 	}
 	if ch.set.outcomes {

@@ -941,6 +941,44 @@ func TestRecoveryRecordsTheQueueTheEmptyNameMeant(t *testing.T) {
 	require.Equal(t, "qa", consumes[0].m.(*sansio.BasicConsume).Queue)
 }
 
+// A consumer left out by Recovery.Filter, or cancelled while its channel
+// is restored, does not make the restore close the channel its other
+// consumers were just registered on and start again: the broker would
+// delete an auto-delete queue with its last consumer there, and the second
+// registration would find it gone.
+func TestRecoveryLeavingAConsumerOutKeepsTheOthersRegistrations(t *testing.T) {
+	c, bs := recoveringConn(t, Config{Recovery: Recovery{Filter: func(e TopologyEntity) bool {
+		return e.Kind != EntityConsumer || e.Name != "skipped"
+	}}}, nil)
+	ctx := context.Background()
+	ch, err := c.Channel(ctx)
+	require.NoError(t, err)
+	_, err = ch.QueueDeclare(ctx, "qa", QueueOptions{AutoDelete: true})
+	require.NoError(t, err)
+	kept, err := ch.Consume(ctx, "qa", ConsumeOptions{Tag: "kept"})
+	require.NoError(t, err)
+	skipped, err := ch.Consume(ctx, "qa", ConsumeOptions{Tag: "skipped"})
+	require.NoError(t, err)
+
+	bs.kill(1)
+	awaitEvent(t, c, Recovered)
+	require.ErrorIs(t, skipped.Err(), ErrConsumerNotRecovered)
+	require.NoError(t, kept.Err())
+	var got []string
+	for _, r := range bs.received(2) {
+		switch m := r.m.(type) {
+		case *sansio.ChannelOpen:
+			got = append(got, fmt.Sprintf("open %d", r.ch))
+		case *sansio.ChannelClose:
+			got = append(got, fmt.Sprintf("close %d", r.ch))
+		case *sansio.BasicConsume:
+			got = append(got, fmt.Sprintf("consume %d %s", r.ch, m.ConsumerTag))
+		}
+	}
+	// Channel 1 declares the topology again.
+	require.Equal(t, []string{"open 1", "close 1", "open 1", "consume 1 kept"}, got)
+}
+
 // An auto-delete queue stays in the record while a Consume of it is in
 // flight when its last listed consumer goes: the broker may have taken the
 // new consumer first and kept the queue for it, and forgetting it would
