@@ -192,3 +192,42 @@ func TestRecoveryOfAConsumerOfTheLastDeclaredQueue(t *testing.T) {
 		t.Fatalf("the consumer of the last declared queue was not recovered: %v", shortcut.Err())
 	}
 }
+
+// A consumer Recovery.Filter leaves out does not cost its channel's other
+// consumer its auto-delete queue: the restore registers that one once,
+// on the channel it keeps (registered on a channel closed to start again,
+// the broker deleted the queue with it).
+func TestRecoveryFilterLeavesTheOtherConsumersQueue(t *testing.T) {
+	p, u := proxied(t)
+	c := dialURL(t, u, amqp.Config{ConnectionName: t.Name(), Recovery: amqp.Recovery{Filter: func(e amqp.TopologyEntity) bool {
+		return e.Kind != amqp.EntityConsumer || e.Name != "skipped"
+	}}})
+	events := c.RecoveryEvents()
+	ctx := ctxT(t)
+	ch := channel(t, c)
+	queue := uniqueName(t, "q")
+	_, err := ch.QueueDeclare(ctx, queue, amqp.QueueOptions{AutoDelete: true})
+	require.NoError(t, err)
+	cleanupQueue(t, c, queue)
+	kept, err := ch.Consume(ctx, queue, amqp.ConsumeOptions{})
+	require.NoError(t, err)
+	_, err = ch.Consume(ctx, queue, amqp.ConsumeOptions{Tag: "skipped"})
+	require.NoError(t, err)
+
+	p.Cut()
+	for ev := range events {
+		require.NotEqual(t, amqp.RecoveryFailed, ev.Kind, "%v", ev.Err)
+		require.NotEqual(t, amqp.TopologyFailed, ev.Kind, "%v: %v", ev.Entity, ev.Err)
+		if ev.Kind == amqp.Recovered {
+			break
+		}
+	}
+	side := dialURL(t, brokerURL(t), amqp.Config{Recovery: amqp.Recovery{Disable: true}})
+	publishConfirmed(t, confirmChannel(t, side), "", queue, []byte("after"))
+	select {
+	case d := <-kept.Deliveries():
+		require.Equal(t, "after", string(d.Body))
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the kept consumer was not recovered: %v", kept.Err())
+	}
+}
