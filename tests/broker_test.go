@@ -130,7 +130,6 @@ func testLargePublishCaughtByAlarm(t *testing.T) {
 	blocked := c.Blocked()
 	require.False(t, waitFor(t, blocked, testTimeout, "the current state").Blocked)
 	ch := confirmChannel(t, c)
-	ctx := ctxT(t)
 	q := tempQueue(t, ch)
 	restored := false
 	t.Cleanup(func() {
@@ -139,6 +138,7 @@ func testLargePublishCaughtByAlarm(t *testing.T) {
 		}
 	})
 	rabbitmqctl(t, "set_vm_memory_high_watermark", "0.0000001")
+	ctx := ctxT(t) // from here: see testMemoryAlarm
 	buf := make([]byte, 16<<20) // far more than the socket buffers take
 	body := largeBody(buf, "big", len(buf))
 	want := bytes.Clone(body)
@@ -155,6 +155,7 @@ func testLargePublishCaughtByAlarm(t *testing.T) {
 
 	rabbitmqctl(t, "set_vm_memory_high_watermark", "0.4")
 	restored = true
+	ctx = ctxT(t)
 	require.NoError(t, conf.Wait(ctx))
 	d, ok, err := ch.Get(ctx, q, true)
 	require.NoError(t, err)
