@@ -489,7 +489,10 @@ func (c *Conn) forget(ch *Channel) {
 // goroutines have exited. If ctx ends first, the socket is closed at once,
 // without waiting for the broker or flushing what is still unsent, and
 // Close returns ctx's error. Unlike other calls, Close with a ctx already
-// done still closes the connection, that way.
+// done still closes the connection, that way. A ctx without a deadline
+// waits at most 10 s for the broker (one that stopped reading, under a
+// resource alarm, never answers), then likewise. Calls made on the
+// connection once Close was called fail with ErrConnectionClosed.
 //
 // It returns nil only when this Close ended the connection cleanly. When
 // the connection had already ended (a loss or a missed heartbeat with
