@@ -136,11 +136,16 @@ func (ch *Channel) reapply(ctx context.Context, ach *actor.Channel, set settings
 			}
 		}
 	}
+	if ch.conn.topo.anyAutoDeleteQueue(queues) {
+		if ok, err := ch.queuesThere(ctx, ach, consumers, queues); !ok {
+			return nil, err
+		}
+	}
 	acs := make([]*actor.Consumer, len(consumers))
 	prefetch, prefetchOn := 0, false
 	for i, c := range consumers {
-		e := TopologyEntity{Kind: EntityConsumer, Name: c.tag, Queue: queues[i]}
-		if f := ch.conn.cfg.Recovery.Filter; f != nil && !f(e) {
+		e := consumerEntity(c, queues[i])
+		if !ch.conn.recovers(e) {
 			ch.dropConsumer(c, ErrConsumerNotRecovered)
 			continue
 		}
@@ -155,9 +160,7 @@ func (ch *Channel) reapply(ctx context.Context, ach *actor.Channel, set settings
 			if connectionLevel(err) || ctx.Err() != nil {
 				return nil, err
 			}
-			ch.conn.log.Warn("amqp: recovery could not register a consumer again", "consumer", e.String(), "err", err)
-			ch.conn.emit(RecoveryEvent{Kind: TopologyFailed, Entity: e, Err: err, Generation: ch.conn.Generation()})
-			ch.dropConsumer(c, fmt.Errorf("%w: %w", ErrConsumerNotRecovered, err))
+			ch.notRecovered(c, e, err)
 			return nil, nil // the broker closed ach
 		}
 		acs[i] = ac
@@ -168,6 +171,48 @@ func (ch *Channel) reapply(ctx context.Context, ach *actor.Channel, set settings
 		}
 	}
 	return acs, nil
+}
+
+// queuesThere checks, with a passive declare, that the queue of each
+// consumer to register is there, before any is registered: a consumer
+// whose queue is gone would fail and close ach, taking the registrations
+// made before it, and the broker would delete an auto-delete queue with
+// its only consumer there (the next attempt finding it gone). false with
+// a nil error when a queue was gone: its consumer was dropped, and the
+// broker closed ach.
+func (ch *Channel) queuesThere(ctx context.Context, ach *actor.Channel, consumers []*Consumer, queues []string) (bool, error) {
+	for i, c := range consumers {
+		e := consumerEntity(c, queues[i])
+		if !ch.conn.recovers(e) {
+			continue // dropped by reapply
+		}
+		if err := callOn(ctx, ach, &sansio.QueueDeclare{Queue: queues[i], Passive: true}); err != nil {
+			if connectionLevel(err) || ctx.Err() != nil {
+				return false, err
+			}
+			ch.notRecovered(c, e, err)
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func consumerEntity(c *Consumer, queue string) TopologyEntity {
+	return TopologyEntity{Kind: EntityConsumer, Name: c.tag, Queue: queue}
+}
+
+// recovers reports whether Recovery.Filter keeps e.
+func (c *Conn) recovers(e TopologyEntity) bool {
+	f := c.cfg.Recovery.Filter
+	return f == nil || f(e)
+}
+
+// notRecovered reports and ends a consumer the broker refused to register
+// again.
+func (ch *Channel) notRecovered(c *Consumer, e TopologyEntity, err error) {
+	ch.conn.log.Warn("amqp: recovery could not register a consumer again", "consumer", e.String(), "err", err)
+	ch.conn.emit(RecoveryEvent{Kind: TopologyFailed, Entity: e, Err: err, Generation: ch.conn.Generation()})
+	ch.dropConsumer(c, fmt.Errorf("%w: %w", ErrConsumerNotRecovered, err))
 }
 
 func (ch *Channel) dropConsumer(c *Consumer, err error) {

@@ -576,6 +576,49 @@ func TestRecoveryConsumerOnADeletedQueue(t *testing.T) {
 	require.Equal(t, []byte("k"), receive(t, kept.Deliveries()).Body)
 }
 
+// On a channel with a consumer of an auto-delete queue, the restore checks
+// that every consumer's queue is there before it registers any: a
+// consumer whose queue is gone no longer makes the broker close a channel
+// the others were registered on, and delete their auto-delete queue with
+// them.
+func TestRecoveryConsumerOnADeletedQueueCostsTheOthersNothing(t *testing.T) {
+	c, bs := recoveringConn(t, Config{}, func(bs *brokers) {
+		bs.hook = func(gen int, b *fakebroker.Broker, f fakebroker.Frame) bool {
+			if m, ok := f.Method.(*sansio.QueueDeclare); ok && gen == 2 && m.Passive && m.Queue == "gone" {
+				b.Send(f.Channel, &sansio.ChannelClose{ReplyCode: uint16(NotFound), ReplyText: "NOT_FOUND"})
+				return true
+			}
+			return false
+		}
+	})
+	ctx := context.Background()
+	ch, err := c.Channel(ctx)
+	require.NoError(t, err)
+	_, err = ch.QueueDeclare(ctx, "qa", QueueOptions{AutoDelete: true})
+	require.NoError(t, err)
+	kept, err := ch.Consume(ctx, "qa", ConsumeOptions{Tag: "kept"})
+	require.NoError(t, err)
+	lost, err := ch.Consume(ctx, "gone", ConsumeOptions{Tag: "lost"})
+	require.NoError(t, err)
+
+	bs.kill(1)
+	awaitEvent(t, c, Recovered)
+	require.ErrorIs(t, lost.Err(), ErrConsumerNotRecovered)
+	require.ErrorIs(t, lost.Err(), ErrNotFound)
+	require.NoError(t, kept.Err())
+	var got []string
+	for _, r := range bs.received(2) {
+		switch m := r.m.(type) {
+		case *sansio.ChannelClose:
+			got = append(got, fmt.Sprintf("close %d", r.ch))
+		case *sansio.BasicConsume:
+			got = append(got, fmt.Sprintf("consume %d %s", r.ch, m.ConsumerTag))
+		}
+	}
+	// Channel 1 declares the topology again.
+	require.Equal(t, []string{"close 1", "consume 1 kept"}, got)
+}
+
 // A second loss during a restore is one failed attempt; the next one
 // restores everything.
 func TestRecoverySecondLossDuringRestore(t *testing.T) {
@@ -1055,7 +1098,9 @@ func redeclared(rs []received) []string {
 		case *sansio.ExchangeDeclare:
 			got = append(got, "exchange "+m.Exchange)
 		case *sansio.QueueDeclare:
-			got = append(got, "queue "+m.Queue)
+			if !m.Passive { // the restore's check that a consumer's queue is there
+				got = append(got, "queue "+m.Queue)
+			}
 		case *sansio.QueueBind:
 			got = append(got, "bind "+m.Queue+" "+m.Exchange+" "+m.RoutingKey)
 		case *sansio.BasicConsume:

@@ -104,6 +104,14 @@ func (t *topology) autoDeleteExchangeLocked(name string) bool {
 	return slices.ContainsFunc(t.exchanges, func(e *sansio.ExchangeDeclare) bool { return e.Exchange == name && e.AutoDelete })
 }
 
+// anyAutoDeleteQueue reports whether one of names is recorded as an
+// auto-delete queue.
+func (t *topology) anyAutoDeleteQueue(names []string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.ContainsFunc(t.queues, func(q *recordedQueue) bool { return q.decl.AutoDelete && slices.Contains(names, q.decl.Queue) })
+}
+
 // autoDeleteQueue reports whether name is recorded as an auto-delete queue.
 func (t *topology) autoDeleteQueue(name string) bool {
 	t.mu.Lock()

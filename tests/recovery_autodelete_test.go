@@ -231,3 +231,85 @@ func TestRecoveryFilterLeavesTheOtherConsumersQueue(t *testing.T) {
 		t.Fatalf("the kept consumer was not recovered: %v", kept.Err())
 	}
 }
+
+// A consumer whose queue was deleted while the socket was down does not
+// cost a consumer of an auto-delete queue on the same channel its queue:
+// that one is recovered and gets its messages.
+func TestRecoveryConsumerOfADeletedQueueLeavesTheAutoDeleteOne(t *testing.T) {
+	p, u := proxied(t)
+	c := dialURL(t, u, amqp.Config{ConnectionName: t.Name(), Recovery: amqp.Recovery{InitialDelay: 10 * time.Millisecond}})
+	events := c.RecoveryEvents()
+	ctx := ctxT(t)
+	side := dialURL(t, brokerURL(t), amqp.Config{Recovery: amqp.Recovery{Disable: true}})
+	sch := channel(t, side)
+	gone := uniqueName(t, "gone")
+	_, err := sch.QueueDeclare(ctx, gone, amqp.QueueOptions{}) // not in c's record
+	require.NoError(t, err)
+	cleanupQueue(t, side, gone)
+	ch := channel(t, c)
+	queue := uniqueName(t, "q")
+	_, err = ch.QueueDeclare(ctx, queue, amqp.QueueOptions{AutoDelete: true})
+	require.NoError(t, err)
+	cleanupQueue(t, c, queue)
+	kept, err := ch.Consume(ctx, queue, amqp.ConsumeOptions{})
+	require.NoError(t, err)
+	lost, err := ch.Consume(ctx, gone, amqp.ConsumeOptions{})
+	require.NoError(t, err)
+
+	p.Refuse(true)
+	p.Cut()
+	_, err = sch.QueueDelete(ctx, gone, false, false)
+	require.NoError(t, err)
+	p.Refuse(false)
+	for ev := range events {
+		require.NotEqual(t, amqp.RecoveryFailed, ev.Kind, "%v", ev.Err)
+		if ev.Kind == amqp.TopologyFailed {
+			require.ErrorIs(t, ev.Err, amqp.ErrNotFound)
+			require.Equal(t, gone, ev.Entity.Queue)
+		}
+		if ev.Kind == amqp.Recovered {
+			break
+		}
+	}
+	require.ErrorIs(t, lost.Err(), amqp.ErrConsumerNotRecovered)
+	publishConfirmed(t, confirmChannel(t, side), "", queue, []byte("after"))
+	select {
+	case d := <-kept.Deliveries():
+		require.Equal(t, "after", string(d.Body))
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the consumer of the auto-delete queue was not recovered: %v", kept.Err())
+	}
+}
+
+// A consumer of a server-named, exclusive, auto-delete queue (a reply
+// queue) comes back with the queue, under its new name: the restore's
+// check that the queue is there finds it.
+func TestRecoveryOfAConsumerOfAServerNamedAutoDeleteQueue(t *testing.T) {
+	p, u := proxied(t)
+	c := dialURL(t, u, amqp.Config{ConnectionName: t.Name()})
+	events := c.RecoveryEvents()
+	ctx := ctxT(t)
+	ch := channel(t, c)
+	queue := tempQueue(t, ch)
+	cons, err := ch.Consume(ctx, queue, amqp.ConsumeOptions{})
+	require.NoError(t, err)
+
+	p.Cut()
+	for ev := range events {
+		require.NotEqual(t, amqp.RecoveryFailed, ev.Kind, "%v", ev.Err)
+		require.NotEqual(t, amqp.TopologyFailed, ev.Kind, "%v: %v", ev.Entity, ev.Err)
+		if ev.Kind == amqp.Recovered {
+			break
+		}
+	}
+	renamed := c.QueueName(queue)
+	require.NotEqual(t, queue, renamed)
+	side := dialURL(t, brokerURL(t), amqp.Config{Recovery: amqp.Recovery{Disable: true}})
+	publishConfirmed(t, confirmChannel(t, side), "", renamed, []byte("after"))
+	select {
+	case d := <-cons.Deliveries():
+		require.Equal(t, "after", string(d.Body))
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the consumer of the reply queue was not recovered: %v", cons.Err())
+	}
+}
