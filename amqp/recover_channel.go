@@ -27,8 +27,13 @@ func (ch *Channel) restore(ctx context.Context, a *actor.Conn) error {
 		if err != nil {
 			return err
 		}
+		// Before republish: the outcomes and returns of what it publishes
+		// again are reported too (a return may come before the swap).
 		if set.outcomes {
-			ach.EnableOutcomes() // before republish: its outcomes are reported too
+			ach.EnableOutcomes()
+		}
+		if set.returns {
+			ach.EnableReturns()
 		}
 		acs, err := ch.reapply(ctx, ach, set, consumers, queues)
 		if err != nil {
