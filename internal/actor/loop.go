@@ -441,6 +441,14 @@ func (l *loop) flush() {
 func (l *loop) writeDone(res *writeBatch) {
 	l.writing = false
 	l.inFlight = 0
+	if len(res.loans) > 0 {
+		// Let go of the lent bodies before their publishers return:
+		// their callers may count on nothing keeping them alive then.
+		// Under lendMu: a publisher giving up meanwhile reads bufs.
+		l.c.lendMu.Lock()
+		clear(res.bufs[:cap(res.bufs)])
+		l.c.lendMu.Unlock()
+	}
 	l.c.repay(res.loans...)
 	for _, p := range res.pooled {
 		l.c.putFrames(p)
