@@ -913,6 +913,15 @@ cmd_node_start() {
 	echo "rabbitmq: $(cluster_node_name "$1") up and in the cluster after $((SECONDS - start))s"
 }
 
+# Prints how many times $1 occurs in $2. Not grep -o | wc -l: under
+# pipefail, a grep that finds nothing fails the assignment, and set -e
+# then ended quorum-ready silently at its first poll without a leader or
+# a follower (as just after a member's node restarted).
+count_of() {
+	local rest=${2//"$1"/}
+	echo $(((${#2} - ${#rest}) / ${#1}))
+}
+
 # Waits until quorum queue $1 (vhost /) has all its members up: one leader
 # and the rest followers, as any live node reports them.
 cmd_quorum_ready() {
@@ -923,8 +932,8 @@ cmd_quorum_ready() {
 			out="$(timeout 20 "$CLUSTER_QUEUES" -n "$(cluster_node_name "$n")" \
 				quorum_status "$queue" --formatter json 2>/dev/null || true)"
 			out="$(printf '%s' "$out" | tr -d ' \n')"
-			leaders="$(printf '%s' "$out" | grep -o '"RaftState":"leader"' | wc -l)"
-			followers="$(printf '%s' "$out" | grep -o '"RaftState":"follower"' | wc -l)"
+			leaders="$(count_of '"RaftState":"leader"' "$out")"
+			followers="$(count_of '"RaftState":"follower"' "$out")"
 			if [ "$leaders" -eq 1 ] && [ $((leaders + followers)) -eq "$CLUSTER_SIZE" ]; then
 				echo "rabbitmq: quorum queue $queue has $CLUSTER_SIZE members online"
 				return 0
