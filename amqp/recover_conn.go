@@ -406,9 +406,13 @@ const (
 // began. The wait counts from there, not from this attempt: an attempt
 // has less time to restore than that (the connection timeout), and a
 // queue another connection holds for good would otherwise fail every
-// attempt.
+// attempt. It takes at most half of Recovery.MaxDuration, leaving the
+// rest of the recovery the other half.
 func (r *redeclarer) awaitUnlocked(ctx context.Context, m sansio.Method, res actor.Result) actor.Result {
 	deadline := r.start.Add(2*r.a.Tuning().Heartbeat + 5*time.Second)
+	if limit := r.c.cfg.Recovery.MaxDuration; limit > 0 && r.start.Add(limit/2).Before(deadline) {
+		deadline = r.start.Add(limit / 2)
+	}
 	for wait := lockedFirstWait; lockedByTheLostSocket(m, res.Err) && time.Now().Before(deadline); wait = min(2*wait, lockedMaxWait) {
 		t := time.NewTimer(wait)
 		select {

@@ -49,9 +49,21 @@ func TestRecoveryOfANamedExclusiveQueueAfterAPartition(t *testing.T) {
 // than the time an attempt has to restore (here as with the defaults: 2
 // heartbeats and 5 s, against the connection timeout).
 func TestRecoveryGoesOnWhenAnotherConnectionHoldsTheExclusiveQueue(t *testing.T) {
+	t.Run("attempts shorter than the wait", func(t *testing.T) {
+		recoveryPastAnExclusiveQueueHeldForGood(t, amqp.Recovery{InitialDelay: 10 * time.Millisecond, MaxDelay: 100 * time.Millisecond})
+	})
+	// The wait leaves half of MaxDuration to the rest of the recovery,
+	// which would otherwise give up.
+	t.Run("MaxDuration shorter than the wait", func(t *testing.T) {
+		recoveryPastAnExclusiveQueueHeldForGood(t, amqp.Recovery{InitialDelay: 10 * time.Millisecond, MaxDelay: 100 * time.Millisecond,
+			MaxDuration: 4 * time.Second})
+	})
+}
+
+func recoveryPastAnExclusiveQueueHeldForGood(t *testing.T, policy amqp.Recovery) {
 	p, u := proxied(t)
 	c := dialURL(t, u, amqp.Config{ConnectionName: t.Name(), Heartbeat: time.Second, ConnectionTimeout: 2 * time.Second,
-		Recovery: amqp.Recovery{InitialDelay: 10 * time.Millisecond, MaxDelay: 100 * time.Millisecond}})
+		Recovery: policy})
 	events := c.RecoveryEvents()
 	ctx := ctxT(t)
 	queue := uniqueName(t, "excl")
