@@ -232,11 +232,14 @@
 //     gone; Recovery.Filter leaves entities out. An entity the broker
 //     refuses is reported (TopologyFailed) and the rest goes on. A named
 //     exclusive queue refused with 405 RESOURCE_LOCKED is first declared
-//     again for up to two heartbeat intervals and 5 s: after a silent
-//     failure (a partition) the broker keeps the lost connection, and its
-//     exclusive queues, until it misses that connection's heartbeats;
+//     again until two heartbeat intervals and 5 s have passed since the
+//     loss (half of Recovery.MaxDuration at most), over as many attempts
+//     as that takes: after a silent failure (a partition) the broker keeps
+//     the lost connection, and its exclusive queues, until it misses that
+//     connection's heartbeats;
 //   - every open Channel, with its Qos, confirm mode and transaction mode;
-//   - every Consumer, with its tag, on its Channel.
+//   - every Consumer, with its tag, on its Channel. An empty queue name
+//     is recorded as the queue it meant (the channel's last declared).
 //
 // The handles stay valid: the same *Conn, *Channel and *Consumer go on,
 // and a consumer's Deliveries channel stays open. The model is one handle
