@@ -178,12 +178,7 @@ func (l *loop) step() {
 	}
 	select {
 	case r := <-l.readCh:
-		if r.rb == nil {
-			l.core.ConnectionLost(l.readLost(r.err))
-			break
-		}
-		l.receive(r.rb.b[:r.rb.n])
-		l.doneReading(r.rb) // the core keeps no reference to it
+		l.handleRead(r)
 	case <-c.reqs.signal:
 		l.handleRequests()
 	case <-pubs:
@@ -195,10 +190,32 @@ func (l *loop) step() {
 		l.armed = time.Time{}
 		l.trimming = true // until the end of this step; see trimBuffers
 		l.trimBuffers()
-		l.core.HandleTimeout(now())
+		// Bytes the reader already holds came in time, even when the
+		// loop, slowed down, sees the timer first: select picks at
+		// random among ready cases, and a missed heartbeat ends the
+		// connection.
+		select {
+		case r := <-l.readCh:
+			l.handleRead(r)
+		default:
+		}
+		if !l.core.Closed() {
+			l.core.HandleTimeout(now())
+		}
 	case <-c.ctx.Done():
 		l.core.ConnectionLost(context.Cause(c.ctx))
 	}
+}
+
+// handleRead gives the core what the reader read, or the error that ended
+// the reading.
+func (l *loop) handleRead(r readResult) {
+	if r.rb == nil {
+		l.core.ConnectionLost(l.readLost(r.err))
+		return
+	}
+	l.receive(r.rb.b[:r.rb.n])
+	l.doneReading(r.rb) // the core keeps no reference to it
 }
 
 // doneReading returns a read buffer once its bytes are received.
