@@ -138,7 +138,7 @@ func testLargePublishCaughtByAlarm(t *testing.T) {
 		}
 	})
 	rabbitmqctl(t, "set_vm_memory_high_watermark", "0.0000001")
-	ctx := ctxT(t) // from here: see testMemoryAlarm
+	ctx := ctxT(t)              // from here: see testMemoryAlarm
 	buf := make([]byte, 16<<20) // far more than the socket buffers take
 	body := largeBody(buf, "big", len(buf))
 	want := bytes.Clone(body)
