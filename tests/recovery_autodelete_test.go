@@ -145,13 +145,7 @@ func TestRecoveryFollowsAutoDeletedExchangeToExchangeBindings(t *testing.T) {
 	}
 	check("before the loss")
 	p.Cut()
-	for ev := range events {
-		require.NotEqual(t, amqp.RecoveryFailed, ev.Kind, "%v", ev.Err)
-		require.NotEqual(t, amqp.TopologyFailed, ev.Kind, "%v: %v", ev.Entity, ev.Err)
-		if ev.Kind == amqp.Recovered {
-			break
-		}
-	}
+	awaitRecoveredCleanly(t, events)
 	check("after the recovery")
 }
 
@@ -176,21 +170,9 @@ func TestRecoveryOfAConsumerOfTheLastDeclaredQueue(t *testing.T) {
 	require.NoError(t, named.Cancel(ctx))
 
 	p.Cut()
-	for ev := range events {
-		require.NotEqual(t, amqp.RecoveryFailed, ev.Kind, "%v", ev.Err)
-		require.NotEqual(t, amqp.TopologyFailed, ev.Kind, "%v: %v", ev.Entity, ev.Err)
-		if ev.Kind == amqp.Recovered {
-			break
-		}
-	}
+	awaitRecoveredCleanly(t, events)
 	side := dialURL(t, brokerURL(t), amqp.Config{Recovery: amqp.Recovery{Disable: true}})
-	publishConfirmed(t, confirmChannel(t, side), "", queue, []byte("after"))
-	select {
-	case d := <-shortcut.Deliveries():
-		require.Equal(t, "after", string(d.Body))
-	case <-time.After(10 * time.Second):
-		t.Fatalf("the consumer of the last declared queue was not recovered: %v", shortcut.Err())
-	}
+	requireDeliveredAfter(t, side, queue, shortcut, "the consumer of the last declared queue was not recovered")
 }
 
 // A consumer Recovery.Filter leaves out does not cost its channel's other
@@ -215,21 +197,9 @@ func TestRecoveryFilterLeavesTheOtherConsumersQueue(t *testing.T) {
 	require.NoError(t, err)
 
 	p.Cut()
-	for ev := range events {
-		require.NotEqual(t, amqp.RecoveryFailed, ev.Kind, "%v", ev.Err)
-		require.NotEqual(t, amqp.TopologyFailed, ev.Kind, "%v: %v", ev.Entity, ev.Err)
-		if ev.Kind == amqp.Recovered {
-			break
-		}
-	}
+	awaitRecoveredCleanly(t, events)
 	side := dialURL(t, brokerURL(t), amqp.Config{Recovery: amqp.Recovery{Disable: true}})
-	publishConfirmed(t, confirmChannel(t, side), "", queue, []byte("after"))
-	select {
-	case d := <-kept.Deliveries():
-		require.Equal(t, "after", string(d.Body))
-	case <-time.After(10 * time.Second):
-		t.Fatalf("the kept consumer was not recovered: %v", kept.Err())
-	}
+	requireDeliveredAfter(t, side, queue, kept, "the kept consumer was not recovered")
 }
 
 // A consumer whose queue was deleted while the socket was down does not
@@ -272,13 +242,7 @@ func TestRecoveryConsumerOfADeletedQueueLeavesTheAutoDeleteOne(t *testing.T) {
 		}
 	}
 	require.ErrorIs(t, lost.Err(), amqp.ErrConsumerNotRecovered)
-	publishConfirmed(t, confirmChannel(t, side), "", queue, []byte("after"))
-	select {
-	case d := <-kept.Deliveries():
-		require.Equal(t, "after", string(d.Body))
-	case <-time.After(10 * time.Second):
-		t.Fatalf("the consumer of the auto-delete queue was not recovered: %v", kept.Err())
-	}
+	requireDeliveredAfter(t, side, queue, kept, "the consumer of the auto-delete queue was not recovered")
 }
 
 // A consumer of a server-named, exclusive, auto-delete queue (a reply
@@ -295,21 +259,35 @@ func TestRecoveryOfAConsumerOfAServerNamedAutoDeleteQueue(t *testing.T) {
 	require.NoError(t, err)
 
 	p.Cut()
+	awaitRecoveredCleanly(t, events)
+	renamed := c.QueueName(queue)
+	require.NotEqual(t, queue, renamed)
+	side := dialURL(t, brokerURL(t), amqp.Config{Recovery: amqp.Recovery{Disable: true}})
+	requireDeliveredAfter(t, side, renamed, cons, "the consumer of the reply queue was not recovered")
+}
+
+// awaitRecoveredCleanly waits for the next Recovered event, failing at a
+// RecoveryFailed or TopologyFailed one.
+func awaitRecoveredCleanly(t *testing.T, events <-chan amqp.RecoveryEvent) {
+	t.Helper()
 	for ev := range events {
 		require.NotEqual(t, amqp.RecoveryFailed, ev.Kind, "%v", ev.Err)
 		require.NotEqual(t, amqp.TopologyFailed, ev.Kind, "%v: %v", ev.Entity, ev.Err)
 		if ev.Kind == amqp.Recovered {
-			break
+			return
 		}
 	}
-	renamed := c.QueueName(queue)
-	require.NotEqual(t, queue, renamed)
-	side := dialURL(t, brokerURL(t), amqp.Config{Recovery: amqp.Recovery{Disable: true}})
-	publishConfirmed(t, confirmChannel(t, side), "", renamed, []byte("after"))
+}
+
+// requireDeliveredAfter publishes a message to queue through side and
+// requires cons to get it: what fails says what was not recovered.
+func requireDeliveredAfter(t *testing.T, side *amqp.Conn, queue string, cons *amqp.Consumer, what string) {
+	t.Helper()
+	publishConfirmed(t, confirmChannel(t, side), "", queue, []byte("after"))
 	select {
 	case d := <-cons.Deliveries():
 		require.Equal(t, "after", string(d.Body))
 	case <-time.After(10 * time.Second):
-		t.Fatalf("the consumer of the reply queue was not recovered: %v", cons.Err())
+		t.Fatalf("%s: %v", what, cons.Err())
 	}
 }

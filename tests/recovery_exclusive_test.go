@@ -34,13 +34,7 @@ func TestRecoveryOfANamedExclusiveQueueAfterAPartition(t *testing.T) {
 		}
 	}
 	side := dialURL(t, brokerURL(t), amqp.Config{Recovery: amqp.Recovery{Disable: true}})
-	publishConfirmed(t, confirmChannel(t, side), "", queue, []byte("after"))
-	select {
-	case d := <-cons.Deliveries():
-		require.Equal(t, "after", string(d.Body))
-	case <-time.After(10 * time.Second):
-		t.Fatalf("the consumer of the exclusive queue was not recovered: %v", cons.Err())
-	}
+	requireDeliveredAfter(t, side, queue, cons, "the consumer of the exclusive queue was not recovered")
 }
 
 // A named exclusive queue that another connection took while the socket
